@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv with Python 3.11 and install from constraints.txt (the one set of pins).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU wheel of torch that the pins name lies in /opt/wheels on the development machines.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: demo test test-fast figures benchmarks lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check $(FIND_LINKS) -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/scttfs demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not cython and not standalone"
+
+figures: $(STAMP)
+	$(BIN)/python -m figures
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/brian_throughput.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check scttfs_brian tests figures benchmarks
+
+clean:
+	rm -rf $(VENV) figures/out/*.png figures/out/*.pdf

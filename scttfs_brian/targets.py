@@ -1,0 +1,56 @@
+"""Brian2 code-generation targets: runtime (``numpy``, ``cython``) and ``cpp_standalone``.
+
+One context manager selects the target for a build-and-run and restores the previous state, so
+that a standalone build inside a session leaves runtime mode usable afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+
+import brian2 as b2
+
+RUNTIME_TARGETS = ("numpy", "cython")
+STANDALONE_TARGETS = ("cpp_standalone",)
+TARGETS = RUNTIME_TARGETS + STANDALONE_TARGETS
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(
+            f"target must be one of {', '.join(TARGETS)} (got {target!r}); 'numpy' needs no compiler, "
+            "'cython' compiles once and caches, 'cpp_standalone' builds one C++ program per network"
+        )
+    return target
+
+
+@contextlib.contextmanager
+def use_target(target: str = "numpy", directory: str | None = None) -> Iterator[str | None]:
+    """Run the enclosed Brian2 build with ``target``; yields the standalone build directory
+    (``None`` in runtime mode). For ``cpp_standalone`` the enclosed code must call ``net.run``
+    once; the program is compiled and executed at that call (``build_on_run``)."""
+    check_target(target)
+    old_target = b2.prefs.codegen.target
+    if target in RUNTIME_TARGETS:
+        b2.prefs.codegen.target = target
+        try:
+            yield None
+        finally:
+            b2.prefs.codegen.target = old_target
+        return
+    tmp = None
+    if directory is None:
+        tmp = tempfile.TemporaryDirectory(prefix="scttfs_standalone_")
+        directory = tmp.name
+    b2.set_device("cpp_standalone", directory=directory, build_on_run=True, with_output=False)
+    try:
+        yield directory
+    finally:
+        b2.device.reinit()
+        b2.device.activate()
+        b2.set_device("runtime")
+        b2.prefs.codegen.target = old_target
+        if tmp is not None:
+            tmp.cleanup()
