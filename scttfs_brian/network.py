@@ -1,0 +1,55 @@
+"""The object :func:`scttfs_brian.convert` returns: a graph plus the two ways to run it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .graph import Graph
+
+
+class SpikingNetwork:
+    """A converted SC-TTFS (or TTFS) network.
+
+    ``snn.functional(x)`` runs the torch twin (fast, batched, differentiable kernels);
+    ``snn.simulate(x, backend="brian2")`` runs the Brian2 network (many images per ``run``).
+    Both follow the same rule and agree spike for spike in float64.
+    """
+
+    def __init__(self, graph: Graph):
+        if not isinstance(graph, Graph):
+            raise TypeError(f"graph must be a scttfs_brian.graph.Graph (got {type(graph).__name__})")
+        self.graph = graph
+
+    def functional(self, x: Any, **kwargs):
+        """Run the torch twin: see :func:`scttfs_brian.functional.run`."""
+        from .functional import run
+
+        return run(self.graph, x, **kwargs)
+
+    def simulate(self, x: Any, backend: str = "brian2", **kwargs):
+        """Simulate ``x`` (a batch of inputs). ``backend="brian2"``: see
+        :func:`scttfs_brian.brian.simulate`; ``backend="torch"``: the torch twin, same result
+        object."""
+        if backend == "brian2":
+            from .brian import simulate
+
+            return simulate(self.graph, x, **kwargs)
+        if backend == "torch":
+            from .functional import simulate
+
+            return simulate(self.graph, x, **kwargs)
+        raise ValueError(f"backend must be 'brian2' or 'torch' (got {backend!r})")
+
+    @property
+    def latency_steps(self) -> int:
+        return self.graph.latency_steps
+
+    def save(self, path) -> None:
+        self.graph.save(path)
+
+    @classmethod
+    def load(cls, path) -> SpikingNetwork:
+        return cls(Graph.load(path))
+
+    def __repr__(self) -> str:
+        return f"SpikingNetwork(\n{self.graph.summary()}\n)"
