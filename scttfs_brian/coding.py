@@ -46,6 +46,7 @@ __all__ = [
     "closed_form_time",
     "NO_SPIKE",
     "torch_table",
+    "stepwise_spike_times",
 ]
 
 #: Spike time meaning "no spike in this window" (the paper's ``t = inf``).
@@ -168,6 +169,51 @@ def _as_potentials(v: Any, name: str = "v") -> Any:
     return arr
 
 
+def stepwise_spike_times(v: Any, table_e: Any, table_c: Any | None = None):
+    """The stepwise rule of SPEC section 1 (eqs. 9-13) on given threshold tables.
+
+    ``v``: numpy array or torch tensor (validated by the caller); ``table_e``/``table_c``: the
+    thresholds at steps ``0..T-1`` (numpy arrays, or torch tensors for trainable kernels);
+    ``table_c=None`` is TTFS. Decisions are made in ``v``'s dtype. Returns int64 ``(t_enc, t_cal)``
+    of ``v``'s shape and kind, ``-1`` = no spike. Codes call this; the torch twin's trainable
+    activation calls it with tables computed from its parameters.
+    """
+    if _is_torch(v):
+        torch = _torch_module()
+
+        def as_table(tab):
+            if isinstance(tab, torch.Tensor):
+                return tab.detach().to(device=v.device, dtype=v.dtype)
+            return torch_table(tab, v.dtype, v.device)
+
+        v = v.detach().clone()
+        tab_e = as_table(table_e)
+        tab_c = as_table(table_c) if table_c is not None else None
+        t_enc = torch.full(v.shape, NO_SPIKE, dtype=torch.int64, device=v.device)
+        t_cal = torch.full(v.shape, NO_SPIKE, dtype=torch.int64, device=v.device)
+        for t in range(len(tab_e)):
+            fire_e = (t_enc < 0) & (v >= tab_e[t])
+            t_enc = torch.where(fire_e, torch.full_like(t_enc, t), t_enc)
+            v = torch.where(fire_e, v - tab_e[t], v)  # subtractive reset, eq. 11
+            if tab_c is not None:
+                fire_c = (t_enc >= 0) & (t_cal < 0) & (v >= tab_c[t])
+                t_cal = torch.where(fire_c, torch.full_like(t_cal, t), t_cal)
+        return t_enc, t_cal
+    v = np.array(v, copy=True)
+    tab_e = np.asarray(table_e, dtype=np.float64).astype(v.dtype)
+    tab_c = np.asarray(table_c, dtype=np.float64).astype(v.dtype) if table_c is not None else None
+    t_enc = np.full(v.shape, NO_SPIKE, dtype=np.int64)
+    t_cal = np.full(v.shape, NO_SPIKE, dtype=np.int64)
+    for t in range(len(tab_e)):
+        fire_e = (t_enc < 0) & (v >= tab_e[t])
+        t_enc[fire_e] = t
+        v[fire_e] = v[fire_e] - tab_e[t]  # subtractive reset, eq. 11
+        if tab_c is not None:
+            fire_c = (t_enc >= 0) & (t_cal < 0) & (v >= tab_c[t])
+            t_cal[fire_c] = t  # then silent: the residual is discarded (v <- 0)
+    return t_enc, t_cal
+
+
 class _CodeBase:
     """What SC-TTFS and TTFS share: the window, the tables, decoding and the codebook."""
 
@@ -205,41 +251,7 @@ class _CodeBase:
         Returns int64 arrays (numpy in, numpy out; torch in, torch out) of ``v``'s shape with
         ``-1`` where the spike is absent. For TTFS, ``t_cal`` is all ``-1``.
         """
-        v = _as_potentials(v)
-        if _is_torch(v):
-            return self._spike_times_torch(v)
-        return self._spike_times_numpy(v)
-
-    def _spike_times_numpy(self, v: np.ndarray):
-        v = np.array(v, copy=True)
-        tab_e = self.table_e.astype(v.dtype)
-        tab_c = self.table_c.astype(v.dtype) if self.calibrate is not None else None
-        t_enc = np.full(v.shape, NO_SPIKE, dtype=np.int64)
-        t_cal = np.full(v.shape, NO_SPIKE, dtype=np.int64)
-        for t in range(self.T):
-            fire_e = (t_enc < 0) & (v >= tab_e[t])
-            t_enc[fire_e] = t
-            v[fire_e] = v[fire_e] - tab_e[t]  # subtractive reset, eq. 11
-            if tab_c is not None:
-                fire_c = (t_enc >= 0) & (t_cal < 0) & (v >= tab_c[t])
-                t_cal[fire_c] = t  # then silent: the residual is discarded (v <- 0)
-        return t_enc, t_cal
-
-    def _spike_times_torch(self, v):
-        torch = _torch_module()
-        v = v.detach().clone()
-        tab_e = torch_table(self.table_e, v.dtype, v.device)
-        tab_c = torch_table(self.table_c, v.dtype, v.device) if self.calibrate is not None else None
-        t_enc = torch.full(v.shape, NO_SPIKE, dtype=torch.int64, device=v.device)
-        t_cal = torch.full(v.shape, NO_SPIKE, dtype=torch.int64, device=v.device)
-        for t in range(self.T):
-            fire_e = (t_enc < 0) & (v >= tab_e[t])
-            t_enc = torch.where(fire_e, torch.full_like(t_enc, t), t_enc)
-            v = torch.where(fire_e, v - tab_e[t], v)
-            if tab_c is not None:
-                fire_c = (t_enc >= 0) & (t_cal < 0) & (v >= tab_c[t])
-                t_cal = torch.where(fire_c, torch.full_like(t_cal, t), t_cal)
-        return t_enc, t_cal
+        return stepwise_spike_times(_as_potentials(v), self.table_e, self.table_c)
 
     def decode(self, t_enc: Any, t_cal: Any | None = None):
         """Decoded value ``theta_e(t_enc) + theta_c(t_cal)`` (eqs. 16-17), 0 for absent spikes.
