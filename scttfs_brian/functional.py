@@ -47,7 +47,7 @@ def _apply_op(op, x: torch.Tensor, params: dict, key: str) -> torch.Tensor:
 class FunctionalOutput(dict):
     """Result of :func:`run`: ``output`` (tensor ``(B, *out_shape)``), ``spike_counts``
     (``{population: (B, 2) int tensor}``), ``spike_times`` (``{population: (t_enc, t_cal)}``
-    for the populations recorded) and ``values`` (decoded values, when recorded). Attribute
+    for the populations recorded) and ``decoded`` (decoded values, when recorded). Attribute
     access works as for a namespace."""
 
     __getattr__ = dict.__getitem__
@@ -83,7 +83,7 @@ class GraphModule(nn.Module):
                 f"inputs must have shape (batch, {', '.join(map(str, g.input_shape))}) (got {tuple(x.shape)})"
             )
         record = _record_set(record, g)
-        spike_counts, spike_times, values = {}, {}, {}
+        spike_counts, spike_times, decoded = {}, {}, {}
 
         def spike(name, code, v):
             t_enc, t_cal = code.spike_times(v)
@@ -94,7 +94,7 @@ class GraphModule(nn.Module):
                 )
             if name in record:
                 spike_times[name] = (t_enc, t_cal)
-                values[name] = z
+                decoded[name] = z
             return z
 
         acts = {INPUT: x}
@@ -114,7 +114,7 @@ class GraphModule(nn.Module):
                 v = v + h.reshape(len(x), *layer.shape)
             acts[layer.name] = spike(layer.name, layer.code, v) if layer.spiking else v
         return FunctionalOutput(
-            output=acts[g.output.name], spike_counts=spike_counts, spike_times=spike_times, values=values
+            output=acts[g.output.name], spike_counts=spike_counts, spike_times=spike_times, decoded=decoded
         )
 
 
@@ -174,7 +174,7 @@ def run(
             k: (cat(p.spike_times[k][0] for p in parts), cat(p.spike_times[k][1] for p in parts))
             for k in parts[0].spike_times
         },
-        values={k: cat(p.values[k] for p in parts) for k in parts[0].values},
+        decoded={k: cat(p.decoded[k] for p in parts) for k in parts[0].decoded},
     )
 
 

@@ -62,9 +62,9 @@ CAL_RESET_SLOT = ("resets", 3)
 def _dim(unit: Any) -> str:
     if unit is None:
         return "1"
-    if not isinstance(unit, b2.Quantity) or unit.dim is b2.DIMENSIONLESS or float(unit) <= 0:
+    if not isinstance(unit, b2.Quantity) or unit.is_dimensionless or float(unit) <= 0:
         raise TypeError(f"unit must be None or a positive Brian2 quantity such as mV (got {unit!r})")
-    return str(b2.get_unit(unit.dim))
+    return b2.get_unit(unit.dim).name
 
 
 def _check_code(code: Any) -> _CodeBase:
@@ -200,7 +200,9 @@ def layer_synapses(
         on_pre["cal"] = "v_next_post += w * theta_c_pre"
         on_event["cal"] = "calibration"
     delay = {key: delay_steps * pre.clock.dt for key in on_pre} if delay_steps else None
-    S = b2.Synapses(pre, post, weight, on_pre=on_pre, on_event=on_event, delay=delay, name=name)
+    S = b2.Synapses(
+        pre, post, weight, on_pre=on_pre, on_event=on_event, delay=delay, dt=pre.clock.dt, name=name
+    )
     if sc:
         S.cal.when, S.cal.order = CAL_PATHWAY_SLOT
     return S

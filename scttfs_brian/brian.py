@@ -1,0 +1,342 @@
+"""Build a Brian2 network from a :class:`~.graph.Graph` and run many inputs in one ``run``.
+
+Two kinds of batching are combined (measured in ``benchmarks/brian_throughput.py``):
+
+* **network copies**: the graph is instantiated ``copies`` times side by side in the same
+  groups (neuron ``c * n + k`` is neuron ``k`` of copy ``c``), so one time step advances
+  ``copies`` inputs with vectorized code;
+* **pipelined windows**: every spiking layer encodes one input per window while decoding the
+  next (SPEC section 2), so copy ``c`` takes input ``s * copies + c`` in window ``s``, and a
+  stream of ``S`` slots needs ``S + depth`` windows instead of ``S * depth``.
+
+Layer ``l`` encodes input slot ``s`` in window ``s + w_l`` (``w_l`` = :attr:`Graph.windows`);
+spikes of windows with no valid slot (the pipeline filling up, padding copies) are discarded.
+The first spiking layer reads its potential from a 2-D :class:`~brian2.TimedArray` at each
+window boundary: ``W x + b`` for analog input, or the pixels for an encoded input layer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import brian2 as b2
+import numpy as np
+import psutil
+
+from .coding import _as_potentials
+from .graph import INPUT, Graph
+from .neurons import LayerMonitors, integrating_layer, layer_synapses, spike_steps, spiking_layer
+from .results import SimulationResult
+from .targets import STANDALONE_TARGETS, check_target, use_target
+
+__all__ = ["simulate", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE"]
+
+#: Measured peak bytes per synapse while connecting in runtime mode (Brian2 2.9: ~56 B held,
+#: plus the index arrays passed to ``connect``); see benchmarks/results/brian_throughput.md.
+BYTES_PER_SYNAPSE = 100
+#: Bytes per neuron (state variables, spike spaces, monitors' share), a generous bound.
+BYTES_PER_NEURON = 200
+#: Default bound on the synapses of one build (all copies), which sets the default ``copies``.
+DEFAULT_SYNAPSE_BUDGET = 8_000_000
+#: Default number of network copies (runtime mode: ~256 copies saturate the vectorized
+#: step on the MLP benchmark; more copies only add build time).
+DEFAULT_COPIES = 256
+
+
+class BuildTooLarge(MemoryError):
+    """The requested Brian2 build would not fit in memory; the message says what would."""
+
+
+def _brian_name(index: int, name: str) -> str:
+    clean = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return f"L{index}_{clean}"[:60]
+
+
+def synapses_per_copy(graph: Graph) -> int:
+    """Number of synapses of one copy of the network (analog input projections excluded)."""
+    total = 0
+    for layer in graph.layers:
+        for proj in layer.inputs:
+            if proj.source == INPUT and graph.input_code is None:
+                continue
+            total += proj.matrix(graph.shape_of(proj.source)).nnz
+    return total
+
+
+def neurons_per_copy(graph: Graph) -> int:
+    n = sum(l.size for l in graph.layers)
+    if graph.input_code is not None:
+        n += int(np.prod(graph.input_shape))
+    return n
+
+
+def estimate_memory(graph: Graph, copies: int, n_inputs: int = 0) -> int:
+    """Bytes a build with ``copies`` copies needs (synapses x bytes per synapse, neurons,
+    input table), before anything is allocated."""
+    first = max(
+        (l.size for l in graph.layers if any(p.source == INPUT for p in l.inputs)), default=0
+    )
+    n_in = int(np.prod(graph.input_shape)) if graph.input_code is not None else first
+    return int(
+        copies * synapses_per_copy(graph) * BYTES_PER_SYNAPSE
+        + copies * neurons_per_copy(graph) * BYTES_PER_NEURON
+        + (n_inputs + copies) * n_in * 8
+    )
+
+
+def _check_inputs(graph: Graph, x: Any) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().double().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    x = np.asarray(_as_potentials(x, "x"), dtype=np.float64)
+    if x.shape[1:] != graph.input_shape:
+        raise ValueError(
+            f"x must have shape (n_inputs, {', '.join(map(str, graph.input_shape))}) (got {x.shape}); "
+            "pass a batch, e.g. x[None] for a single input"
+        )
+    if graph.input_code is not None and x.size and x.min() < 0:
+        raise ValueError(
+            f"x must be >= 0 when the input is SC-TTFS-encoded (min {x.min():.4g}); "
+            "use unnormalized inputs or analog input coding (input_code=None)"
+        )
+    return x
+
+
+@dataclass
+class _Built:
+    net: b2.Network
+    groups: dict
+    monitors: dict
+    out_monitor: b2.StateMonitor
+    input_group: b2.NeuronGroup
+    input_size: int
+    copies: int
+    windows: dict = field(default_factory=dict)
+
+
+def _build(graph: Graph, copies: int, dt) -> _Built:
+    T = graph.T
+    groups, monitors, objects = {}, {}, []
+    input_group, input_size = None, 0
+    if graph.input_code is not None:
+        input_size = int(np.prod(graph.input_shape))
+        G = spiking_layer(
+            copies * input_size, graph.input_code, name="L_input", dt=dt, window_input="I_in(t, i)",
+            namespace={"I_in": None},
+        )
+        groups[INPUT] = input_group = G
+    for li, layer in enumerate(graph.layers):
+        name = _brian_name(li, layer.name)
+        analog = graph.input_code is None and any(p.source == INPUT for p in layer.inputs)
+        if layer.spiking:
+            G = spiking_layer(
+                copies * layer.size, layer.code, name=name, dt=dt,
+                window_input="I_in(t, i)" if analog else None, namespace={"I_in": None} if analog else None,
+            )
+        else:
+            G = integrating_layer(copies * layer.size, T, name=name, dt=dt)
+        G.b = np.tile(layer.bias, copies)
+        groups[layer.name] = G
+        if analog:
+            input_group, input_size = G, layer.size
+            continue
+        for pi, proj in enumerate(layer.inputs):
+            pre = groups[proj.source]
+            n_pre = int(np.prod(graph.shape_of(proj.source)))
+            M = proj.matrix(graph.shape_of(proj.source)).tocoo()
+            S = layer_synapses(pre, G, name=f"{name}_from{pi}", delay_steps=proj.delay_windows * T)
+            offsets = np.arange(copies, dtype=np.int64)
+            S.connect(
+                i=(offsets[:, None] * n_pre + M.col[None, :]).ravel(),
+                j=(offsets[:, None] * layer.size + M.row[None, :]).ravel(),
+            )
+            S.w = np.tile(M.data, copies)
+            objects.append(S)
+    for name, G in groups.items():
+        if name == graph.output.name:
+            continue
+        monitors[name] = LayerMonitors.attach(G)
+        objects += monitors[name].objects
+    out = groups[graph.output.name]
+    out_mon = b2.StateMonitor(out, "v", record=True, dt=T * dt, when="start", order=1, name="output_v")
+    net = b2.Network(*groups.values(), *objects, out_mon)
+    return _Built(net, groups, monitors, out_mon, input_group, input_size, copies, dict(graph.windows))
+
+
+def _input_table(graph: Graph, x: np.ndarray, copies: int, slots: int) -> np.ndarray:
+    """Rows: one per window (slot), plus a final row of zeros; columns: copy-major neurons."""
+    if graph.input_code is not None:
+        values = x.reshape(len(x), -1)
+    else:
+        layer = next(l for l in graph.layers if any(p.source == INPUT for p in l.inputs))
+        values = layer.inputs[0].apply(x, graph.input_shape).reshape(len(x), -1) + layer.bias
+    n = values.shape[1]
+    table = np.zeros(((slots + 1) * copies, n))
+    table[: len(values)] = values
+    return table.reshape(slots + 1, copies * n)
+
+
+def _collect(graph: Graph, built: _Built, n_inputs: int, slots: int, dt, record: set):
+    T, B = graph.T, built.copies
+    w_out = built.windows[graph.output.name]
+    n_out = graph.output.size
+    v = np.asarray(built.out_monitor.v[:])  # (copies * n_out, n_records)
+    rows = np.arange(slots) + w_out + 1
+    outputs = v[:, rows].reshape(B, n_out, slots).transpose(2, 0, 1).reshape(slots * B, n_out)[:n_inputs]
+    counts, times = {}, {}
+    for name, mon in built.monitors.items():
+        size = int(np.prod(graph.shape_of(name)))
+        per = np.zeros((n_inputs, 2), dtype=np.int64)
+        want = name in record
+        if want:
+            times[name] = tuple(np.full((n_inputs, size), -1, dtype=np.int64) for _ in range(2))
+        for col, m in enumerate((mon.spikes, mon.calibrations)):
+            if m is None:
+                continue
+            idx = np.asarray(m.i[:], dtype=np.int64)
+            window, step = spike_steps(m.t[:], dt, T)
+            slot = window - built.windows[name]
+            image = slot * B + idx // size
+            ok = (slot >= 0) & (slot < slots) & (image < n_inputs)
+            per[:, col] = np.bincount(image[ok], minlength=n_inputs)
+            if want:
+                times[name][col][image[ok], (idx % size)[ok]] = step[ok]
+        counts[name] = per
+    for name in record:
+        times[name] = tuple(t.reshape((n_inputs,) + graph.shape_of(name)) for t in times[name])
+    return outputs, counts, times
+
+
+def simulate(
+    graph: Graph,
+    x: Any,
+    *,
+    copies: int | None = None,
+    target: str = "numpy",
+    dt: b2.Quantity = 1 * b2.ms,
+    record: Any = (),
+    images_per_run: int | None = None,
+    memory_limit: int | None = None,
+    progress: bool = True,
+) -> SimulationResult:
+    """Simulate inputs ``x`` (shape ``(N, *graph.input_shape)``) in Brian2.
+
+    Parameters
+    ----------
+    copies : int, optional
+        Network copies simulated side by side (default: ``DEFAULT_COPIES``, fewer when the
+        copies would exceed ``DEFAULT_SYNAPSE_BUDGET`` synapses, at most ``N``).
+    target : str
+        ``"numpy"`` (default), ``"cython"`` or ``"cpp_standalone"`` (one program, all inputs
+        in one run).
+    dt : Quantity
+        Time step (default 1 ms).
+    record : sequence of str or True
+        Spiking populations whose spike times are returned (``True``: all).
+    images_per_run : int, optional
+        Inputs per ``run`` call (pipelined through the copies); default: all of them, unless
+        the input table would exceed ~256 MB. The network is built once and restored between
+        runs.
+    memory_limit : int, optional
+        Bytes the build may use (default: 80% of the memory available now). A build estimated
+        above it is refused with :class:`BuildTooLarge` before anything is allocated.
+    progress : bool
+        Show a progress bar over simulated time.
+    """
+    check_target(target)
+    x = _check_inputs(graph, x)
+    N = len(x)
+    if N == 0:
+        raise ValueError("x holds no inputs")
+    per_copy = max(synapses_per_copy(graph), 1)
+    if copies is None:
+        copies = int(max(1, min(N, DEFAULT_COPIES, DEFAULT_SYNAPSE_BUDGET // per_copy)))
+    if not isinstance(copies, (int, np.integer)) or copies < 1:
+        raise ValueError(f"copies must be a positive integer (got {copies!r})")
+    copies = int(min(copies, N))
+    limit = memory_limit if memory_limit is not None else int(0.8 * psutil.virtual_memory().available)
+    need = estimate_memory(graph, copies, N)
+    if need > limit:
+        fit = max(0, int(copies * limit / need))
+        raise BuildTooLarge(
+            f"a Brian2 build with {copies} network copies needs about {need / 2**30:.2f} GiB "
+            f"({copies * synapses_per_copy(graph):,} synapses x {BYTES_PER_SYNAPSE} B, plus neurons and inputs), "
+            f"but only {limit / 2**30:.2f} GiB may be used; "
+            + (f"use copies={fit} or fewer" if fit else "this network does not fit even as a single copy")
+        )
+    record = _record_names(graph, record)
+    T = graph.T
+    w_out = graph.windows[graph.output.name]
+    n_in_cols = max(1, int(need / max(copies, 1)))  # rough bytes per copy for the chunk bound
+    if images_per_run is None:
+        images_per_run = N if target in STANDALONE_TARGETS else max(copies, min(N, int(256e6 // (n_in_cols // 8 + 1)) * 1))
+    images_per_run = max(copies, int(images_per_run))
+    if target in STANDALONE_TARGETS:
+        images_per_run = N
+    chunks = [(s, min(N, s + images_per_run)) for s in range(0, N, images_per_run)]
+    total_steps = sum(((-(-(e - s) // copies)) + w_out) * T + 1 for s, e in chunks)
+    bar = _progress(total_steps, progress, f"Brian2 {target}, {copies} copies")
+    outputs, counts, times = [], [], []
+    timings = {"build": 0.0, "run": 0.0}
+    with use_target(target):
+        t0 = time.perf_counter()
+        built = _build(graph, copies, dt)
+        if target not in STANDALONE_TARGETS:
+            built.net.store("initial")
+        timings["build"] = time.perf_counter() - t0
+        for ci, (s, e) in enumerate(chunks):
+            slots = -(-(e - s) // copies)
+            steps = (slots + w_out) * T + 1
+            built.input_group.namespace["I_in"] = b2.TimedArray(
+                _input_table(graph, x[s:e], copies, slots), dt=T * dt, name="I_in"
+            )
+            if ci:
+                built.net.restore("initial")
+            t0 = time.perf_counter()
+            done = bar.n
+            built.net.run(
+                steps * dt,
+                namespace={},
+                report=(lambda el, c, st, du, done=done, steps=steps: bar.update(done + int(c * steps) - bar.n)),
+                report_period=1 * b2.second,
+            )
+            bar.update(done + steps - bar.n)
+            timings["run"] += time.perf_counter() - t0
+            o, c, tm = _collect(graph, built, e - s, slots, dt, record)
+            outputs.append(o), counts.append(c), times.append(tm)
+    bar.close()
+    out = np.concatenate(outputs)
+    return SimulationResult(
+        outputs=out,
+        predictions=out.argmax(axis=1),
+        spike_counts={k: np.concatenate([c[k] for c in counts]) for k in counts[0]},
+        latency_steps=graph.latency_steps,
+        spike_times={k: tuple(np.concatenate([t[k][j] for t in times]) for j in range(2)) for k in times[0]},
+        backend="brian2",
+        timings=timings,
+    )
+
+
+def _record_names(graph: Graph, record) -> set:
+    names = set(graph.codes())
+    if record is True or record == "all":
+        return names
+    if not record:
+        return set()
+    record = {record} if isinstance(record, str) else set(record)
+    unknown = record - names
+    if unknown:
+        raise ValueError(f"cannot record {sorted(unknown)}: the spiking populations are {sorted(names)}")
+    return record
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False)
