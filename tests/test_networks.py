@@ -1,0 +1,200 @@
+"""Converted networks: Brian2 and the torch twin agree spike for spike (SPEC section 2)."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from scttfs_brian import SCTTFSCode, ThresholdKernel, TTFSCode, convert
+from scttfs_brian.brian import BuildTooLarge, estimate_memory
+from scttfs_brian.brian import simulate as brian_simulate
+
+torch.set_default_dtype(torch.float32)
+
+
+def _randomize_bn(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return model.eval()
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 8, 3, padding=1, bias=True), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32, 10),
+    )  # fmt: skip
+
+
+class Block(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x):
+        out = self.relu1(self.bn1(self.conv1(x)))
+        return self.relu2(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.block1 = Block(4, 4, 1)  # identity shortcut
+        self.block2 = Block(4, 8, 2)  # 1x1 conv + BN projection shortcut
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.block2(self.block1(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "resnet": SmallResNet}
+
+
+def _inputs(n, seed):
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def _convert(name, T=4, kind="sc-ttfs", seed=0):
+    torch.manual_seed(seed)
+    model = _randomize_bn(MODELS[name](), seed)
+    return model, convert(model, (1, 8, 8), code="auto", calibration_data=_inputs(64, seed + 1), T=T, kind=kind)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("kind", ["sc-ttfs", "ttfs"])
+def test_brian2_and_torch_twin_agree_spike_for_spike(name, kind):
+    _, snn = _convert(name, kind=kind)
+    x = _inputs(120, 7)
+    res_b = snn.simulate(x, backend="brian2", record=True, copies=16, progress=False)
+    res_t = snn.simulate(x, backend="torch", record=True)
+    populations = [l.name for l in snn.graph.spiking_layers]
+    assert set(res_b.spike_times) == set(res_t.spike_times) == set(populations)
+    n_neurons = 0
+    for layer in populations:
+        for a, b in zip(res_b.spike_times[layer], res_t.spike_times[layer]):
+            np.testing.assert_array_equal(a, b, err_msg=f"layer {layer}")
+        np.testing.assert_array_equal(res_b.spike_counts[layer], res_t.spike_counts[layer])
+        n_neurons += res_b.spike_times[layer][0][0].size
+    np.testing.assert_allclose(res_b.outputs, res_t.outputs, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(res_b.predictions, res_t.predictions)
+    assert res_b.latency_steps == res_t.latency_steps == snn.graph.n_windows * 4
+    # the kernels make both spikes common, so the comparison is not vacuous
+    enc = sum(c[:, 0].sum() for c in res_b.spike_counts.values())
+    cal = sum(c[:, 1].sum() for c in res_b.spike_counts.values())
+    assert enc > 0.2 * 120 * n_neurons * 0.5
+    if kind == "sc-ttfs":
+        assert cal > 0.2 * enc
+    else:
+        assert cal == 0
+
+
+def test_residual_shortcuts_are_delayed_one_window():
+    _, snn = _convert("resnet")
+    g = snn.graph
+    two = [l for l in g.layers if len(l.inputs) == 2]
+    assert len(two) == 2
+    for layer in two:
+        assert sorted(p.delay_windows for p in layer.inputs) == [0, 1]
+    assert g.latency_steps == g.n_windows * g.T == 5 * 4  # stem + 2 blocks x 2 spiking layers
+
+
+def test_input_encoding_layer_agrees_too():
+    torch.manual_seed(3)
+    model = _randomize_bn(cnn(), 3)
+    code = SCTTFSCode(4, ThresholdKernel(0.6, 0.0, 0.6), ThresholdKernel(0.3, 0.0, 0.6))
+    snn = convert(model, (1, 8, 8), code="auto", calibration_data=_inputs(64, 4), T=4, input_code=code)
+    x = _inputs(100, 5)
+    rb = snn.simulate(x, backend="brian2", record=["input"], copies=25, progress=False)
+    rt = snn.simulate(x, backend="torch", record=["input"])
+    for a, b in zip(rb.spike_times["input"], rt.spike_times["input"]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(rb.predictions, rt.predictions)
+    np.testing.assert_allclose(rb.outputs, rt.outputs, atol=1e-9, rtol=0)
+    assert rb.latency_steps == (snn.graph.n_windows) * 4 and snn.graph.windows["input"] == 0
+
+
+def test_chunked_runs_equal_one_run():
+    _, snn = _convert("mlp")
+    x = _inputs(100, 11)
+    one = snn.simulate(x, copies=10, progress=False)
+    chunked = snn.simulate(x, copies=10, images_per_run=30, progress=False)
+    np.testing.assert_array_equal(one.outputs, chunked.outputs)
+    for k in one.spike_counts:
+        np.testing.assert_array_equal(one.spike_counts[k], chunked.spike_counts[k])
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_snn_approaches_ann_as_T_grows(name):
+    model, _ = _convert(name)
+    x = _inputs(200, 9)
+    with torch.no_grad():
+        ann = model.double()(x.double()).numpy()
+    errors, agree = [], []
+    for T in (2, 4, 8, 16):
+        snn = convert(model, (1, 8, 8), code="auto", calibration_data=_inputs(256, 1), T=T)
+        out = snn.simulate(x, backend="torch").outputs
+        errors.append(np.abs(out - ann).mean() / np.abs(ann).mean())
+        agree.append(np.mean(out.argmax(1) == ann.argmax(1)))
+    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.05 and agree[-1] >= 0.95, (errors, agree)
+
+
+def test_memory_estimate_refuses_oversized_builds():
+    _, snn = _convert("cnn")
+    need = estimate_memory(snn.graph, copies=50)
+    with pytest.raises(BuildTooLarge, match=r"needs about .* GiB .* use copies=\d+ or fewer"):
+        brian_simulate(snn.graph, _inputs(100, 0), copies=50, memory_limit=need // 3, progress=False)
+
+
+def test_bad_inputs_are_refused_with_a_clear_message():
+    _, snn = _convert("mlp")
+    with pytest.raises(ValueError, match=r"x must have shape \(n_inputs, 1, 8, 8\) \(got \(3, 64\)\)"):
+        snn.simulate(torch.rand(3, 64), progress=False)
+    with pytest.raises(ValueError, match=r"inputs must have shape \(batch, 1, 8, 8\)"):
+        snn.functional(torch.rand(3, 64))
+    with pytest.raises(ValueError, match="x must be finite"):
+        snn.simulate(torch.full((2, 1, 8, 8), float("nan")), progress=False)
+    with pytest.raises(ValueError, match="backend must be 'brian2' or 'torch'"):
+        snn.simulate(_inputs(2, 0), backend="nest")
+    with pytest.raises(ValueError, match="cannot record"):
+        snn.simulate(_inputs(2, 0), record=["nope"], progress=False)
+    code = SCTTFSCode(4, ThresholdKernel(1.0, 0.0, 0.5), ThresholdKernel(0.5, 0.0, 0.5))
+    enc_snn = convert(mlp().eval(), (1, 8, 8), code=code, input_code=code)
+    neg = _inputs(2, 0) - 0.5
+    with pytest.raises(ValueError, match="must be >= 0 when the input is SC-TTFS-encoded"):
+        enc_snn.simulate(neg, progress=False)
+    with pytest.raises(ValueError, match="must be >= 0 when the input is SC-TTFS-encoded"):
+        enc_snn.functional(neg)
+
+
+def test_unsupported_modules_and_nan_weights_are_refused():
+    with pytest.raises(ValueError, match=r"MaxPool2d at '1'.*AvgPool2d"):
+        convert(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2)).eval(),
+                (1, 8, 8), code=TTFSCode(4, ThresholdKernel(1, 0, 0.5)))  # fmt: skip
+    bad = mlp().eval()
+    bad[1].weight.data[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"non-finite"):
+        convert(bad, (1, 8, 8), code=TTFSCode(4, ThresholdKernel(1, 0, 0.5)))
