@@ -1,0 +1,95 @@
+"""Every figure script writes non-blank PNG and PDF files; the tables script writes markdown."""
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURE_SCRIPTS = ("fig1b_response", "fig2_neuron_dynamics", "fig3_fig4_energy")
+
+
+def _module(name):
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"figures.{name}")
+
+
+@pytest.mark.parametrize("name", FIGURE_SCRIPTS)
+def test_figure_script_writes_png_and_pdf(name, tmp_path, capsys):
+    paths = _module(name).main(tmp_path)
+    if name == "fig2_neuron_dynamics":  # the figure checks Brian2 against coding.py and says so
+        assert "Brian2 agrees with coding.py: True" in capsys.readouterr().out
+    suffixes = sorted(p.suffix for p in paths)
+    assert suffixes.count(".png") == suffixes.count(".pdf") >= 1
+    for path in paths:
+        assert path.is_file() and path.parent == tmp_path
+        assert path.stat().st_size > 5_000, f"{path.name} is suspiciously small"
+        if path.suffix == ".png":
+            pixels = matplotlib.image.imread(path)
+            assert pixels.std() > 0.01, f"{path.name} looks blank"
+            rgb = np.round(pixels[..., :3] * 255).astype(np.uint32)
+            colours = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2])
+            assert colours.size > 10, f"{path.name} has only {colours.size} colours"
+        else:
+            assert path.read_bytes().startswith(b"%PDF")
+
+
+def test_tables_without_metrics_print_how_to_get_the_digits_row(tmp_path, capsys):
+    (path,) = _module("tables_2_3").main(tmp_path, metrics=tmp_path / "missing.json")
+    text = path.read_text()
+    assert "Table 2" in text and "Table 3" in text
+    assert "| VGG16 | TTFS(2020) [21] * | — | 91.43 | — | 680 | 0.069 |" in text
+    assert "| VGG16 | SC-TTFS | 77.74 | 77.75 | -0.01 | 126 | 0.210 |" in text
+    assert "(run `make demo` to add the digits row)" in text
+    assert "(run `make demo`" in capsys.readouterr().out
+
+
+def test_tables_with_metrics_add_a_labelled_digits_row(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(
+        json.dumps(
+            {"ann_accuracy": 0.98, "snn_accuracy": 0.975, "latency_steps": 42, "spikes_per_image": 1234.5}
+        )
+    )
+    (path,) = _module("tables_2_3").main(tmp_path, metrics=metrics)
+    text = path.read_text()
+    assert "different data set" in text
+    assert "| digits 8x8 | DigitsCNN | SC-TTFS (this project) | 98 | 97.5 | 0.5 | 42 | 1234 |" in text
+
+
+def test_python_m_figures_lists_the_scripts():
+    out = subprocess.run(
+        [sys.executable, "-m", "figures", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "--only" in out and "--metrics" in out
+
+
+def test_plot_functions_take_axes_none_and_return_axes():
+    import brian2 as b2
+    import matplotlib.pyplot as plt
+
+    from scttfs_brian import PRESETS, SCTTFSCode
+    from scttfs_brian.neurons import encode_layer
+    from scttfs_brian.plotting import plot_membrane, plot_raster, plot_response
+
+    code = SCTTFSCode(4, *PRESETS["cifar10"])
+    try:
+        ax = plot_response(code, 3.0)
+        assert ax.get_lines() and ax.get_xlabel().startswith("membrane potential")
+        t_enc, t_cal, mon = encode_layer([0.2, 0.9, 2.5], code, return_monitors=True)
+        ax = plot_raster(mon.spikes, mon.calibrations)
+        enc_line, cal_line = ax.get_lines()[:2]
+        np.testing.assert_array_equal(enc_line.get_xdata(), np.sort(t_enc[t_enc >= 0]))
+        assert len(cal_line.get_xdata()) == int(np.sum(t_cal >= 0))
+        G = mon.spikes.source
+        state = b2.StateMonitor(G, "v", record=True)
+        with pytest.raises(ValueError, match="recorded nothing"):
+            plot_membrane(state, code, 0)
+    finally:
+        plt.close("all")
