@@ -208,8 +208,11 @@ def _collect(graph: Graph, built: _Built, n_inputs: int, slots: int, dt, record:
             if want:
                 times[name][col][image[ok], (idx % size)[ok]] = step[ok]
         counts[name] = per
-    for name in record:
-        times[name] = tuple(t.reshape((n_inputs,) + graph.shape_of(name)) for t in times[name])
+    for name, idx in record.items():
+        if idx is None:
+            times[name] = tuple(t.reshape((n_inputs,) + graph.shape_of(name)) for t in times[name])
+        else:
+            times[name] = tuple(t[:, idx] for t in times[name])
     return outputs, counts, times
 
 
@@ -237,8 +240,9 @@ def simulate(
         in one run).
     dt : Quantity
         Time step (default 1 ms).
-    record : sequence of str or True
-        Spiking populations whose spike times are returned (``True``: all).
+    record : sequence of str, dict or True
+        Spiking populations whose spike times are returned (``True``: all); a dict
+        ``{population: flat neuron indices}`` returns those neurons only (shape ``(N, k)``).
     images_per_run : int, optional
         Inputs per ``run`` call (pipelined through the copies); default: all of them, unless
         the input table would exceed ~256 MB. The network is built once and restored between
@@ -323,16 +327,26 @@ def simulate(
     )
 
 
-def _record_names(graph: Graph, record) -> set:
+def _record_names(graph: Graph, record) -> dict:
+    """``{population: flat neuron indices or None (all)}`` from the user's ``record``."""
     names = set(graph.codes())
     if record is True or record == "all":
-        return names
+        return dict.fromkeys(names)
     if not record:
-        return set()
-    record = {record} if isinstance(record, str) else set(record)
-    unknown = record - names
+        return {}
+    if isinstance(record, str):
+        record = [record]
+    record = dict(record) if isinstance(record, dict) else dict.fromkeys(record)
+    unknown = set(record) - names
     if unknown:
         raise ValueError(f"cannot record {sorted(unknown)}: the spiking populations are {sorted(names)}")
+    for name, idx in record.items():
+        if idx is not None:
+            idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+            size = int(np.prod(graph.shape_of(name)))
+            if idx.size and (idx.min() < 0 or idx.max() >= size):
+                raise ValueError(f"neuron indices for {name!r} must lie in [0, {size - 1}] (flat, C order)")
+            record[name] = idx
     return record
 
 

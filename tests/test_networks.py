@@ -198,3 +198,16 @@ def test_unsupported_modules_and_nan_weights_are_refused():
     bad[1].weight.data[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"non-finite"):
         convert(bad, (1, 8, 8), code=TTFSCode(4, ThresholdKernel(1, 0, 0.5)))
+
+
+def test_record_selected_neurons_only():
+    _, snn = _convert("mlp")
+    x = _inputs(20, 1)
+    layer = snn.graph.spiking_layers[0].name
+    rb = snn.simulate(x, record={layer: [0, 5, 7]}, copies=4, progress=False)
+    rt = snn.simulate(x, backend="torch", record=True)
+    assert list(rb.spike_times) == [layer] and rb.spike_times[layer][0].shape == (20, 3)
+    for a, b in zip(rb.spike_times[layer], rt.spike_times[layer]):
+        np.testing.assert_array_equal(a, b.reshape(20, -1)[:, [0, 5, 7]])
+    with pytest.raises(ValueError, match=r"neuron indices for .* must lie in \[0, 47\]"):
+        snn.simulate(x, record={layer: [48]}, progress=False)
