@@ -304,12 +304,15 @@ def simulate(
                 built.net.restore("initial")
             t0 = time.perf_counter()
             done = bar.n
-            built.net.run(
-                steps * dt,
-                namespace={},
-                report=(lambda el, c, st, du, done=done, steps=steps: bar.update(done + int(c * steps) - bar.n)),
-                report_period=1 * b2.second,
-            )
+            if target in STANDALONE_TARGETS:  # compiled and executed here; reports are C++ text only
+                built.net.run(steps * dt, namespace={})
+            else:
+                built.net.run(
+                    steps * dt,
+                    namespace={},
+                    report=(lambda el, c, st, du, done=done, steps=steps: bar.update(done + int(c * steps) - bar.n)),
+                    report_period=1 * b2.second,
+                )
             bar.update(done + steps - bar.n)
             timings["run"] += time.perf_counter() - t0
             o, c, tm = _collect(graph, built, e - s, slots, dt, record)

@@ -211,3 +211,17 @@ def test_record_selected_neurons_only():
         np.testing.assert_array_equal(a, b.reshape(20, -1)[:, [0, 5, 7]])
     with pytest.raises(ValueError, match=r"neuron indices for .* must lie in \[0, 47\]"):
         snn.simulate(x, record={layer: [48]}, progress=False)
+
+
+@pytest.mark.standalone
+def test_cpp_standalone_network_equals_torch_twin():
+    """All inputs in one compiled run (inputs from a 2-D TimedArray), spike for spike."""
+    _, snn = _convert("mlp")
+    x = _inputs(100, 7)
+    rs = snn.simulate(x, target="cpp_standalone", record=True, copies=10, progress=False)
+    rt = snn.simulate(x, backend="torch", record=True)
+    for layer in rt.spike_times:
+        for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
+    np.testing.assert_array_equal(rs.predictions, rt.predictions)
