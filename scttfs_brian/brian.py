@@ -120,7 +120,7 @@ class _Built:
     windows: dict = field(default_factory=dict)
 
 
-def _build(graph: Graph, copies: int, dt) -> _Built:
+def _build(graph: Graph, copies: int, dt, shared_weights: bool = False) -> _Built:
     T = graph.T
     groups, monitors, objects = {}, {}, []
     input_group, input_size = None, 0
@@ -150,14 +150,24 @@ def _build(graph: Graph, copies: int, dt) -> _Built:
             pre = groups[proj.source]
             n_pre = int(np.prod(graph.shape_of(proj.source)))
             M = proj.matrix(graph.shape_of(proj.source)).tocoo()
-            S = layer_synapses(pre, G, name=f"{name}_from{pi}", delay_steps=proj.delay_windows * T)
-            offsets = np.arange(copies, dtype=np.int64)
-            S.connect(
-                i=(offsets[:, None] * n_pre + M.col[None, :]).ravel(),
-                j=(offsets[:, None] * layer.size + M.row[None, :]).ravel(),
-            )
-            S.w = np.tile(M.data, copies)
+            syn_name = f"{name}_from{pi}"
+            weight = "w : 1 (linked)\nwidx : integer (constant)" if shared_weights else "w : 1"
+            S = layer_synapses(pre, G, name=syn_name, delay_steps=proj.delay_windows * T, weight=weight)
+            _connect(S, M, copies, n_pre, layer.size)
+            if shared_weights:
+                # one table of the projection's distinct weights, indexed per synapse: a conv
+                # kernel (or a pooled conv's) is stored once for all positions and copies
+                values, widx = np.unique(M.data, return_inverse=True)
+                table = b2.NeuronGroup(len(values), "w : 1", name=f"{syn_name}_weights")
+                table.w = values
+                table.active = False  # data only, nothing to update
+                S.widx = np.tile(widx.astype(np.int32), copies)
+                S.w = b2.linked_var(table, "w", index="widx")
+                objects.append(table)
+            else:
+                S.w = np.tile(M.data, copies)
             objects.append(S)
+            del M
     for name, G in groups.items():
         if name == graph.output.name:
             continue
@@ -167,6 +177,19 @@ def _build(graph: Graph, copies: int, dt) -> _Built:
     out_mon = b2.StateMonitor(out, "v", record=True, dt=T * dt, when="start", order=1, name="output_v")
     net = b2.Network(*groups.values(), *objects, out_mon)
     return _Built(net, groups, monitors, out_mon, input_group, input_size, copies, dict(graph.windows))
+
+
+#: Synapses created per ``connect`` call: bounds the temporary index arrays of big builds.
+CONNECT_CHUNK = 16_000_000
+
+
+def _connect(S: b2.Synapses, M, copies: int, n_pre: int, n_post: int) -> None:
+    """Connect ``copies`` copies of the sparse matrix ``M`` (post x pre), in chunks of copies."""
+    per = max(1, CONNECT_CHUNK // max(M.nnz, 1))
+    pre, post = M.col.astype(np.int64), M.row.astype(np.int64)
+    for c0 in range(0, copies, per):
+        offsets = np.arange(c0, min(copies, c0 + per), dtype=np.int64)
+        S.connect(i=(offsets[:, None] * n_pre + pre).ravel(), j=(offsets[:, None] * n_post + post).ravel())
 
 
 def _input_table(graph: Graph, x: np.ndarray, copies: int, slots: int) -> np.ndarray:
@@ -226,6 +249,7 @@ def simulate(
     record: Any = (),
     images_per_run: int | None = None,
     memory_limit: int | None = None,
+    shared_weights: bool = False,
     progress: bool = True,
 ) -> SimulationResult:
     """Simulate inputs ``x`` (shape ``(N, *graph.input_shape)``) in Brian2.
@@ -250,6 +274,12 @@ def simulate(
     memory_limit : int, optional
         Bytes the build may use (default: 80% of the memory available now). A build estimated
         above it is refused with :class:`BuildTooLarge` before anything is allocated.
+    shared_weights : bool
+        Store each projection's distinct weights once (a conv kernel, not one weight per
+        synapse) and give every synapse an int32 index into that table, through a Brian2 linked
+        variable. Saves memory on big convolutional builds (see ``benchmarks/results``); in
+        runtime mode the indirection costs some speed, so it is off by default. Results are
+        identical either way.
     progress : bool
         Show a progress bar over simulated time.
     """
@@ -290,7 +320,7 @@ def simulate(
     timings = {"build": 0.0, "run": 0.0}
     with use_target(target):
         t0 = time.perf_counter()
-        built = _build(graph, copies, dt)
+        built = _build(graph, copies, dt, shared_weights)
         if target not in STANDALONE_TARGETS:
             built.net.store("initial")
         timings["build"] = time.perf_counter() - t0

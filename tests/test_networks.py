@@ -225,3 +225,14 @@ def test_cpp_standalone_network_equals_torch_twin():
             np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
     np.testing.assert_array_equal(rs.predictions, rt.predictions)
+
+
+def test_shared_weights_give_identical_results():
+    _, snn = _convert("cnn")
+    x = _inputs(40, 2)
+    plain = snn.simulate(x, copies=8, record=True, progress=False)
+    shared = snn.simulate(x, copies=8, record=True, shared_weights=True, progress=False)
+    np.testing.assert_array_equal(plain.outputs, shared.outputs)
+    for layer in plain.spike_times:
+        for a, b in zip(plain.spike_times[layer], shared.spike_times[layer]):
+            np.testing.assert_array_equal(a, b)
