@@ -30,7 +30,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/brian_throughput.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check scttfs_brian tests figures benchmarks
+	$(BIN)/ruff check scttfs_brian tests figures benchmarks analysis
 
 clean:
 	rm -rf $(VENV) figures/out/*.png figures/out/*.pdf

@@ -142,9 +142,10 @@ def main(argv=None) -> int:
     ]
     for r in rows:
         mode = "one image per run" if r["per_image"] else "copies x pipelined windows"
+        speedup = "x{:.0f}".format(r["speedup"]) if "speedup" in r else "1"
         md.append(
             f"| {r['model']} | {mode} | {r['images']} | {r['copies']} | {r['synapses']:,} | {r['build_s']:.2f} | "
-            f"{r['run_s']:.2f} | {r['images_per_s']:.1f} | {'x%.0f' % r['speedup'] if 'speedup' in r else '1'} | "
+            f"{r['run_s']:.2f} | {r['images_per_s']:.1f} | {speedup} | "
             f"{r['peak_rss_mib']:.0f} | {r['accuracy']:.4f} | {r['spikes_per_image']:.0f} |"
         )
     write_atomic(args.out + ".md", "\n".join(md) + "\n")

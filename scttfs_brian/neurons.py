@@ -157,7 +157,7 @@ def spiking_layer(
         window += "\ncal_done = False"
         G.thresholder["calibration"].when, G.thresholder["calibration"].order = CAL_THRESHOLD_SLOT
         when, order = CAL_RESET_SLOT
-        G.run_on_event("calibration", f"v = 0*v\ncal_done = True", when=when, order=order)
+        G.run_on_event("calibration", "v = 0*v\ncal_done = True", when=when, order=order)
     G.run_regularly(window, dt=T * dt, when="start", order=0, name=f"{name}_window")
     G.run_regularly(lookup, when="start", order=1, name=f"{name}_lookup")
     G.add_attribute("code")
