@@ -47,6 +47,7 @@ __all__ = [
     "NO_SPIKE",
     "torch_table",
     "stepwise_spike_times",
+    "compiled_stepwise",
 ]
 
 #: Spike time meaning "no spike in this window" (the paper's ``t = inf``).
@@ -169,6 +170,52 @@ def _as_potentials(v: Any, name: str = "v") -> Any:
     return arr
 
 
+def _stepwise_torch(v, tab_e, tab_c, dec_e, dec_c):
+    """The stepwise rule on a torch tensor, written as straight-line tensor code so that
+    ``torch.compile`` can fuse it into one pass over the potentials (:func:`compiled_stepwise`).
+
+    ``tab_e``/``tab_c``: thresholds in ``v``'s dtype (``tab_c=None``: TTFS). Returns ``t_enc``,
+    ``t_cal`` as tensors of ``v``'s dtype (``-1`` = no spike) and, when the float64 decoding
+    tables ``dec_e``/``dec_c`` are given, the decoded value ``dec_e[t_enc] + dec_c[t_cal]`` in
+    ``v``'s dtype (else ``None``), which is exactly :meth:`_CodeBase.decode` cast to ``v``'s dtype.
+    """
+    torch = _torch_module()
+    t_enc = torch.full_like(v, NO_SPIKE)
+    t_cal = torch.full_like(v, NO_SPIKE)
+    z_e = z_c = None
+    if dec_e is not None:
+        z_e = torch.zeros_like(v, dtype=dec_e.dtype)
+        z_c = torch.zeros_like(v, dtype=dec_e.dtype)
+    for t in range(tab_e.shape[0]):
+        fire_e = (t_enc < 0) & (v >= tab_e[t])
+        t_enc = torch.where(fire_e, float(t), t_enc)
+        v = torch.where(fire_e, v - tab_e[t], v)  # subtractive reset, eq. 11
+        if z_e is not None:
+            z_e = torch.where(fire_e, dec_e[t], z_e)
+        if tab_c is not None:
+            fire_c = (t_enc >= 0) & (t_cal < 0) & (v >= tab_c[t])
+            t_cal = torch.where(fire_c, float(t), t_cal)  # then silent until the window ends
+            if z_c is not None:
+                z_c = torch.where(fire_c, dec_c[t], z_c)
+    z = (z_e + z_c).to(v.dtype) if z_e is not None else None
+    return t_enc, t_cal, z
+
+
+_COMPILED = None
+
+
+def compiled_stepwise():
+    """:func:`_stepwise_torch` compiled by ``torch.compile`` (inductor): one fused loop over the
+    potentials instead of ``~6 T`` tensor passes. It runs the same comparisons and subtractions
+    in the same dtype, so its results are identical (tested); the first call for a new ``T`` or
+    dtype compiles (seconds, needs a C++ compiler), later calls and other shapes reuse it."""
+    global _COMPILED
+    if _COMPILED is None:
+        torch = _torch_module()
+        _COMPILED = torch.compile(_stepwise_torch, dynamic=True)
+    return _COMPILED
+
+
 def stepwise_spike_times(v: Any, table_e: Any, table_c: Any | None = None):
     """The stepwise rule of SPEC section 1 (eqs. 9-13) on given threshold tables.
 
@@ -186,19 +233,9 @@ def stepwise_spike_times(v: Any, table_e: Any, table_c: Any | None = None):
                 return tab.detach().to(device=v.device, dtype=v.dtype)
             return torch_table(tab, v.dtype, v.device)
 
-        v = v.detach().clone()
-        tab_e = as_table(table_e)
         tab_c = as_table(table_c) if table_c is not None else None
-        t_enc = torch.full(v.shape, NO_SPIKE, dtype=torch.int64, device=v.device)
-        t_cal = torch.full(v.shape, NO_SPIKE, dtype=torch.int64, device=v.device)
-        for t in range(len(tab_e)):
-            fire_e = (t_enc < 0) & (v >= tab_e[t])
-            t_enc = torch.where(fire_e, torch.full_like(t_enc, t), t_enc)
-            v = torch.where(fire_e, v - tab_e[t], v)  # subtractive reset, eq. 11
-            if tab_c is not None:
-                fire_c = (t_enc >= 0) & (t_cal < 0) & (v >= tab_c[t])
-                t_cal = torch.where(fire_c, torch.full_like(t_cal, t), t_cal)
-        return t_enc, t_cal
+        t_enc, t_cal, _ = _stepwise_torch(v.detach(), as_table(table_e), tab_c, None, None)
+        return t_enc.to(torch.int64), t_cal.to(torch.int64)
     v = np.array(v, copy=True)
     tab_e = np.asarray(table_e, dtype=np.float64).astype(v.dtype)
     tab_c = np.asarray(table_c, dtype=np.float64).astype(v.dtype) if table_c is not None else None
@@ -252,6 +289,42 @@ class _CodeBase:
         ``-1`` where the spike is absent. For TTFS, ``t_cal`` is all ``-1``.
         """
         return stepwise_spike_times(_as_potentials(v), self.table_e, self.table_c)
+
+    def encode_torch(self, v, *, compiled: bool = False, check: bool = True):
+        """Spike times and decoded values of a torch tensor in one pass: the torch twin's path.
+
+        Returns ``(t_enc, t_cal, z)``, spike times as tensors of ``v``'s dtype (``-1`` = no
+        spike; ``.long()`` gives :meth:`spike_times`) and ``z = decode(t_enc, t_cal)`` in ``v``'s
+        dtype. ``compiled=True`` runs the rule through :func:`compiled_stepwise` (same results).
+        ``check=False`` skips the validation of ``v`` (for callers that validated their inputs).
+        """
+        if check:
+            v = _as_potentials(v)
+            if not _is_torch(v):
+                raise TypeError(f"v must be a torch tensor for encode_torch (got {type(v).__name__})")
+        tab_e, tab_c, dec_e, dec_c = self._torch_tables(v.dtype, v.device)
+        if not compiled:
+            return _stepwise_torch(v.detach(), tab_e, tab_c, dec_e, dec_c)
+        flat = v.detach().reshape(-1)
+        t_enc, t_cal, z = compiled_stepwise()(flat, tab_e, tab_c, dec_e, dec_c)
+        return t_enc.reshape(v.shape), t_cal.reshape(v.shape), z.reshape(v.shape)
+
+    def _torch_tables(self, dtype, device):
+        """Thresholds in ``dtype`` and float64 decoding tables on ``device``, made once."""
+        key = (dtype, str(device))
+        cache = self.__dict__.setdefault("_tables_cache", {})
+        if key not in cache:
+            torch = _torch_module()
+            sc = self.calibrate is not None
+            cache[key] = (
+                torch_table(self.table_e, dtype, device),
+                torch_table(self.table_c, dtype, device) if sc else None,
+                torch_table(self.table_e, torch.float64, device),
+                torch_table(self.table_c, torch.float64, device)
+                if sc
+                else torch.zeros(self.T, dtype=torch.float64, device=device),
+            )
+        return cache[key]
 
     def decode(self, t_enc: Any, t_cal: Any | None = None):
         """Decoded value ``theta_e(t_enc) + theta_c(t_cal)`` (eqs. 16-17), 0 for absent spikes.

@@ -61,11 +61,16 @@ class GraphModule(nn.Module):
     graph : Graph
     dtype : torch.dtype
         ``torch.float64`` (default; spike-exact against Brian2) or ``torch.float32`` (fast).
+    compiled : bool
+        Run each layer's code through ``torch.compile`` (:func:`~.coding.compiled_stepwise`):
+        one fused pass per layer instead of ``~6 T`` tensor passes, identical results. The first
+        call per window length and dtype compiles (seconds; needs a C++ compiler).
     """
 
-    def __init__(self, graph: Graph, dtype: torch.dtype = torch.float64):
+    def __init__(self, graph: Graph, dtype: torch.dtype = torch.float64, compiled: bool = False):
         super().__init__()
         self.graph = graph
+        self.compiled = compiled
         for li, layer in enumerate(graph.layers):
             self.register_buffer(f"b{li}", torch.from_numpy(layer.bias.reshape(layer.shape)).to(dtype))
             for pi, proj in enumerate(layer.inputs):
@@ -82,18 +87,20 @@ class GraphModule(nn.Module):
             raise ValueError(
                 f"inputs must have shape (batch, {', '.join(map(str, g.input_shape))}) (got {tuple(x.shape)})"
             )
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("inputs must be finite (got NaN or inf); clean the batch before simulating")
         record = _record_set(record, g)
         spike_counts, spike_times, decoded = {}, {}, {}
 
         def spike(name, code, v):
-            t_enc, t_cal = code.spike_times(v)
-            z = code.decode(t_enc, t_cal).to(dtype)
+            # potentials of finite inputs and (graph-validated) finite weights: no re-check
+            t_enc, t_cal, z = code.encode_torch(v, compiled=self.compiled, check=False)
             if counts:
                 spike_counts[name] = torch.stack(
                     [(t_enc >= 0).flatten(1).sum(1), (t_cal >= 0).flatten(1).sum(1)], dim=1
                 )
             if name in record:
-                spike_times[name] = (t_enc, t_cal)
+                spike_times[name] = (t_enc.long(), t_cal.long())
                 decoded[name] = z
             return z
 
@@ -134,13 +141,14 @@ def _record_set(record, graph: Graph) -> set:
 _MODULE_CACHE: dict = {}
 
 
-def _module(graph: Graph, dtype, device) -> GraphModule:
+def _module(graph: Graph, dtype, device, compiled: bool) -> GraphModule:
     key = (id(graph), dtype, str(device))
     cached = _MODULE_CACHE.get(key)
     if cached is None or cached.graph is not graph:
         cached = GraphModule(graph, dtype).to(device)
         _MODULE_CACHE.clear()  # keep one network's tensors alive at a time
         _MODULE_CACHE[key] = cached
+    cached.compiled = compiled
     return cached
 
 
@@ -153,16 +161,18 @@ def run(
     device: Any = None,
     record: Any = (),
     batch_size: int | None = None,
+    compiled: bool = False,
 ) -> FunctionalOutput:
     """Run the torch twin on a batch ``x`` of shape ``(B, *graph.input_shape)``.
 
     ``record``: population names (or ``True`` for all) whose spike times and decoded values
     are returned. ``batch_size`` splits large inputs into chunks. Tensors stay on ``device``
-    (default: ``x``'s device).
+    (default: ``x``'s device). ``compiled=True`` fuses each layer's rule with ``torch.compile``
+    (see :class:`GraphModule`).
     """
     x = torch.as_tensor(x)
     device = device if device is not None else x.device
-    module = _module(graph, dtype, device)
+    module = _module(graph, dtype, device, compiled)
     if batch_size is None or len(x) <= batch_size:
         return module(x, record=record)
     parts = [module(x[i : i + batch_size], record=record) for i in range(0, len(x), batch_size)]

@@ -234,3 +234,20 @@ def test_codes_compare_by_value():
     assert a == SCTTFSCode(4, ThresholdKernel(2.0, -1.0, 0.8), ThresholdKernel(1.0, 0.8, 1.0))
     assert a != SCTTFSCode(5, *PRESETS["cifar10"]) and a != TTFSCode(4, PRESETS["cifar10"][0])
     assert len({a, SCTTFSCode(4, *PRESETS["cifar10"])}) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_encode_torch_eager_and_compiled_equal_the_rule(dtype):
+    """The torch twin's fused path (spike times + decoded values in one pass), eager and
+    through torch.compile, gives exactly spike_times and quantize."""
+    for pair in (KERNEL_PAIRS["table1-cifar10"], KERNEL_PAIRS["cal-above-enc"]):
+        for code in (sc_code(pair, 6), ttfs_code(pair, 6)):
+            v = torch.from_numpy(probe_potentials(code, n_random=5000)).to(dtype)
+            v = v[: len(v) // 4 * 4].reshape(-1, 4)
+            ref_enc, ref_cal = code.spike_times(v)
+            ref_z = code.quantize(v)
+            for compiled in (False, True):
+                t_enc, t_cal, z = code.encode_torch(v, compiled=compiled)
+                assert t_enc.dtype == dtype and z.dtype == dtype and z.shape == v.shape
+                assert torch.equal(t_enc.long(), ref_enc) and torch.equal(t_cal.long(), ref_cal)
+                assert torch.equal(z, ref_z)
