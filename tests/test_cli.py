@@ -1,0 +1,200 @@
+"""The ``scttfs`` command: help, errors, run directories, --resume, and the quick demo."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from scttfs_brian import cli
+
+COMMANDS = ("demo", "train", "convert", "simulate")
+
+
+@pytest.fixture(autouse=True)
+def _no_hook(monkeypatch):
+    monkeypatch.setattr(cli, "STAGE_HOOK", None)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def log_lines(run_dir):
+    return (run_dir / "log.txt").read_text().splitlines()
+
+
+# --------------------------------------------------------------------------------------------
+# help and errors
+# --------------------------------------------------------------------------------------------
+def test_help_exits_0(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: scttfs" in out and all(c in out for c in COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_subcommand_help_exits_0(command, capsys):
+    assert cli.main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"usage: scttfs {command}" in out and "--run-dir" in out and "--resume" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "required: command"),
+        (["fly"], "invalid choice: 'fly'"),
+        (["demo", "--T", "0"], "expected a positive integer, got 0"),
+        (["demo", "--fine-tune-lr", "abc"], "expected a positive number"),
+        (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+        (["simulate", "--backend", "nest"], "invalid choice: 'nest'"),
+        (["train", "--dataset", "mnist"], "invalid choice: 'mnist'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "dataset, archive", [("cifar10", "cifar-10-python.tar.gz"), ("cifar100", "cifar-100-python.tar.gz")]
+)
+def test_missing_data_says_what_is_expected_where(dataset, archive, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "--dataset", dataset, "--data-root", "/nope", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"/nope/{archive}" in err and "--data-root" in err and "Traceback" not in err
+    assert not run_dir.exists()  # nothing written for a run that could not start
+
+
+def test_convert_without_a_trained_ann_exits_2(tmp_path, capsys):
+    assert cli.main(["convert", "--run-dir", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "no trained ANN" in err and "scttfs train" in err
+
+
+# --------------------------------------------------------------------------------------------
+# train -> convert -> simulate in one run directory, interrupted and resumed
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    run_dir = tmp_path_factory.mktemp("runs") / "mlp"
+    argv = ["train", "--model", "digits-mlp", "--epochs", "2", "--run-dir", str(run_dir), "--no-progress"]
+    assert cli.main(argv) == 0
+    return run_dir
+
+
+def test_train_writes_config_checkpoint_and_metrics(trained_run):
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["train"]["model"] == "digits-mlp" and config["train"]["epochs"] == 2
+    state = torch.load(trained_run / "ann.pt", weights_only=True)
+    assert set(state) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+    ckpt = torch.load(trained_run / "checkpoints" / "ann_train.pt", weights_only=True)
+    assert ckpt["epoch"] == 2
+    assert 0.8 < json.loads((trained_run / "metrics.json").read_text())["ann_accuracy"] <= 1.0
+    assert not list(trained_run.rglob(".*.tmp-*"))  # atomic writes leave no temporary files
+
+
+def test_ann_training_resumes_from_the_last_epoch(trained_run, tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "interrupted"
+    argv = ["train", "--model", "digits-mlp", "--epochs", "2", "--run-dir", str(run_dir), "--no-progress"]
+    save = cli.Run.save_torch
+
+    def interrupt_after_epoch_1(self, name, obj):
+        save(self, name, obj)
+        if name == "checkpoints/ann_train.pt" and obj["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.Run, "save_torch", interrupt_after_epoch_1)
+    assert cli.main(argv) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert not (run_dir / "ann.pt").exists()
+    monkeypatch.setattr(cli.Run, "save_torch", save)
+    assert cli.main([*argv, "--resume"]) == 0
+    assert any("resuming ANN training after epoch 1" in line for line in log_lines(run_dir))
+    # the same weights as the uninterrupted run
+    a = torch.load(run_dir / "ann.pt", weights_only=True)
+    b = torch.load(trained_run / "ann.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_convert_resume_skips_finished_stages(trained_run, monkeypatch):
+    argv = ["convert", "--run-dir", str(trained_run), "--T", "3", "--fine-tune-epochs", "1", "--no-progress"]
+
+    def interrupt(run, stage):
+        if stage == "fine-tune sc-ttfs-T3":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "STAGE_HOOK", interrupt)
+    assert cli.main(argv) == 130
+    twin = trained_run / "twin-sc-ttfs-T3.pt"
+    mtime = twin.stat().st_mtime_ns
+    assert not (trained_run / "snn-sc-ttfs-T3-ft.npz").exists()
+    monkeypatch.setattr(cli, "STAGE_HOOK", None)
+    start = len(log_lines(trained_run))
+    assert cli.main([*argv, "--resume"]) == 0
+    log = "\n".join(log_lines(trained_run)[start:])
+    assert "stage kernels sc-ttfs-T3: skipped" in log
+    assert "stage fine-tune sc-ttfs-T3: skipped" in log
+    assert "stage convert sc-ttfs-T3-ft: running" in log
+    assert twin.stat().st_mtime_ns == mtime  # not redone
+    snn = json.loads((trained_run / "metrics.json").read_text())["snn"]
+    assert {"sc-ttfs-T3", "sc-ttfs-T3-ft"} <= set(snn)
+    assert snn["sc-ttfs-T3"]["latency_steps"] == 3  # one spiking layer: one window
+
+
+def test_resume_with_other_options_is_refused(trained_run, capsys):
+    argv = ["convert", "--run-dir", str(trained_run), "--T", "3", "--no-progress"]
+    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--fine-tune-epochs", "2", "--resume"]) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["torch", "brian2"])
+def test_simulate_a_converted_network(trained_run, backend, capsys):
+    argv = ["simulate", "--run-dir", str(trained_run), "--T", "3", "--backend", backend, "--images", "12",
+            "--no-progress", "--check"]  # fmt: skip
+    if not (trained_run / "snn-sc-ttfs-T3.npz").exists():
+        assert cli.main(["convert", "--run-dir", str(trained_run), "--T", "3", "--no-progress"]) == 0
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    sims = json.loads((trained_run / "metrics.json").read_text())["simulations"]
+    assert sims[f"sc-ttfs-T3-{backend}"]["images"] == 12
+    if backend == "brian2":
+        assert sims["sc-ttfs-T3-brian2"]["check"]["identical"]
+        assert "agree spike for spike" in out
+    assert (trained_run / "figures" / "raster.png").stat().st_size > 0
+
+
+def test_simulate_names_the_missing_network(trained_run, capsys):
+    assert cli.main(["simulate", "--run-dir", str(trained_run), "--T", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "snn-sc-ttfs-T7.npz does not exist" in err and "scttfs convert" in err
+
+
+# --------------------------------------------------------------------------------------------
+# the demo
+# --------------------------------------------------------------------------------------------
+def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
+    run_dir = tmp_path / "demo"
+    argv = ["demo", "--quick", "--run-dir", str(run_dir), "--no-progress", "--images", "12", "--sweep", "3"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "agree spike for spike" in out and "| network |" in out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("ann_accuracy", "snn_accuracy", "latency_steps", "spikes_per_image", "energy", "brian2"):
+        assert key in metrics
+    assert set(metrics["snn_accuracy"]) == {"sc-ttfs", "sc-ttfs+ft", "ttfs", "ttfs+ft"}
+    assert metrics["brian2"]["check"]["identical"]
+    T = metrics["T"]
+    assert metrics["latency_steps"]["sc-ttfs+ft"] == 3 * T  # three spiking layers
+    assert np.isfinite(metrics["energy"]["raw"]["truenorth"]["ttfs"])
+    for fig in ("accuracy_vs_T.png", "raster.png"):
+        assert (run_dir / "figures" / fig).stat().st_size > 0
+    assert f"| SC-TTFS T={T}, fine-tuned |" in (run_dir / "report.md").read_text()
+    # everything is there: --resume redoes nothing
+    start = len(log_lines(run_dir))
+    assert cli.main([*argv, "--resume"]) == 0
+    new = log_lines(run_dir)[start:]
+    assert not any(": running" in line for line in new)
+    assert any("stage ann: skipped" in line for line in new)
