@@ -251,6 +251,7 @@ def simulate(
     memory_limit: int | None = None,
     shared_weights: bool = False,
     progress: bool = True,
+    device: str | None = None,
 ) -> SimulationResult:
     """Simulate inputs ``x`` (shape ``(N, *graph.input_shape)``) in Brian2.
 
@@ -260,8 +261,9 @@ def simulate(
         Network copies simulated side by side (default: ``DEFAULT_COPIES``, fewer when the
         copies would exceed ``DEFAULT_SYNAPSE_BUDGET`` synapses, at most ``N``).
     target : str
-        ``"numpy"`` (default), ``"cython"`` or ``"cpp_standalone"`` (one program, all inputs
-        in one run).
+        ``"numpy"`` (default), ``"cython"``, ``"cpp_standalone"`` (one program, all inputs
+        in one run) or ``"cuda_standalone"`` (the same on a GPU through brian2cuda, see
+        :mod:`scttfs_brian.cuda`).
     dt : Quantity
         Time step (default 1 ms).
     record : sequence of str, dict or True
@@ -282,7 +284,14 @@ def simulate(
         identical either way.
     progress : bool
         Show a progress bar over simulated time.
+    device : str, optional
+        Another name for ``target`` (``device="cpp_standalone"`` reads as Brian2's
+        ``set_device``); give one or the other.
     """
+    if device is not None:
+        if target != "numpy" and target != device:
+            raise ValueError(f"give target or device, not both (got target={target!r}, device={device!r})")
+        target = device
     check_target(target)
     x = _check_inputs(graph, x)
     N = len(x)

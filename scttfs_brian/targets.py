@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import brian2 as b2
 
 RUNTIME_TARGETS = ("numpy", "cython")
-STANDALONE_TARGETS = ("cpp_standalone",)
+STANDALONE_TARGETS = ("cpp_standalone", "cuda_standalone")
 TARGETS = RUNTIME_TARGETS + STANDALONE_TARGETS
 
 
@@ -21,7 +21,8 @@ def check_target(target: str) -> str:
     if target not in TARGETS:
         raise ValueError(
             f"target must be one of {', '.join(TARGETS)} (got {target!r}); 'numpy' needs no compiler, "
-            "'cython' compiles once and caches, 'cpp_standalone' builds one C++ program per network"
+            "'cython' compiles once and caches, 'cpp_standalone' builds one C++ program per network, "
+            "'cuda_standalone' one CUDA program (needs brian2cuda and a GPU)"
         )
     return target
 
@@ -32,6 +33,12 @@ def use_target(target: str = "numpy", directory: str | None = None) -> Iterator[
     (``None`` in runtime mode). For ``cpp_standalone`` the enclosed code must call ``net.run``
     once; the program is compiled and executed at that call (``build_on_run``)."""
     check_target(target)
+    if target == "cuda_standalone":
+        from .cuda import use_cuda_standalone
+
+        with use_cuda_standalone(directory) as d:
+            yield d
+        return
     old_target = b2.prefs.codegen.target
     if target in RUNTIME_TARGETS:
         b2.prefs.codegen.target = target
