@@ -52,7 +52,8 @@ DEMO = {
     "weight_decay": 0.0,
     "T": 3,
     "sweep": [1, 2, 3, 4, 6, 8, 12, 16],
-    "fine_tune_sweep": [2, 3, 4, 6, 8],
+    # fine-tuning costs ~5 s per T-step of window per code; TTFS is swept further (it needs longer)
+    "fine_tune_sweep": {"sc-ttfs": [2, 3, 4], "ttfs": [2, 3, 4, 6, 8]},
     "calibration_images": 512,
     "fine_tune_epochs": 12,
     "fine_tune_lr": 1e-2,
@@ -71,7 +72,7 @@ QUICK = {
     "model_kwargs": {"channels": [8, 16], "hidden": 32, "pool_after": [1]},
     "epochs": 3,
     "sweep": [2, 4],
-    "fine_tune_sweep": [],
+    "fine_tune_sweep": {"sc-ttfs": [], "ttfs": []},
     "calibration_images": 128,
     "fine_tune_epochs": 1,
     "images": 24,
@@ -468,7 +469,7 @@ def _load_result(path: Path):
 
 def _simulate_stage(run: Run, snn, x, *, label: str, backend: str, copies, target: str) -> Any:
     """Simulate ``x`` with ``backend`` (recording every layer) -> ``sim-<backend>-<label>.npz``."""
-    name = f"sim-{backend}-{label}.npz"
+    name = f"sim-{backend}-{label}-{len(x)}img.npz"
 
     def simulate() -> None:
         kwargs = {"record": True}
@@ -516,7 +517,7 @@ def figure_accuracy_vs_T(run: Run, sweep: dict, tuned: dict, ann_accuracy: float
     return path
 
 
-def figure_raster(run: Run, snn, res, image: int, title: str) -> Path:
+def figure_raster(run: Run, snn, res, image: int, title: str, figure: str = "raster") -> Path:
     """Spikes of every layer for one image: encoding ``|``, calibration ``x``; time = the layer's
     window x T + the step inside it."""
     import numpy as np
@@ -553,7 +554,7 @@ def figure_raster(run: Run, snn, res, image: int, title: str) -> Path:
     ax.set_xlabel("time step")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=7)
-    path = run.save_figure("raster", fig)
+    path = run.save_figure(figure, fig)
     plt.close(fig)
     return path
 
@@ -579,10 +580,14 @@ def _resolve_demo(args: argparse.Namespace) -> dict:
         value = getattr(args, key)
         if value is not None:
             cfg[key] = value
-    for key in ("sweep", "fine_tune_sweep"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
-        cfg[key] = sorted(set(cfg[key]) | {cfg["T"]})
+    if args.sweep is not None:
+        cfg["sweep"] = args.sweep
+    cfg["sweep"] = sorted(set(cfg["sweep"]) | {cfg["T"]})
+    given = args.fine_tune_sweep
+    cfg["fine_tune_sweep"] = {
+        kind: sorted(set(cfg["fine_tune_sweep"][kind] if given is None else given) | {cfg["T"]})
+        for kind in KINDS
+    }
     cfg["quick"] = bool(args.quick)
     return cfg
 
@@ -677,7 +682,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         nets[(kind, T)] = _network_stage(
             run, f"{kind}-T{T}", lambda kind=kind: convert(ann, ds.input_shape, code=init[kind][str(T)])
         )
-        for t in cfg["fine_tune_sweep"]:
+        for t in cfg["fine_tune_sweep"][kind]:
             twin = _fine_tune_stage(run, ann, init[kind][str(t)], ds, cfg, f"{kind}-T{t}")
 
             def exported(twin=twin):
@@ -691,7 +696,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     def evaluate_tuned() -> None:
         out = {
-            k: {str(t): _twin_eval(nets[(k, t, "ft")], x_test, y_test) for t in cfg["fine_tune_sweep"]}
+            k: {str(t): _twin_eval(nets[(k, t, "ft")], x_test, y_test) for t in cfg["fine_tune_sweep"][k]}
             for k in KINDS
         }
         run.write_json("fine_tuned.json", out)
@@ -699,7 +704,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run.stage("evaluate fine-tuned (torch twin)", ["fine_tuned.json"], evaluate_tuned)
     tuned = run.read_json("fine_tuned.json")
     for kind in KINDS:
-        for t in cfg["fine_tune_sweep"]:
+        for t in cfg["fine_tune_sweep"][kind]:
             run.log(f"  {kind:>7} T={t}: {100 * tuned[kind][str(t)]['accuracy']:6.2f} % (fine-tuned)")
     timings["evaluate"] = time.perf_counter() - t0
 
@@ -820,13 +825,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     timings["total"] = time.perf_counter() - t_start
     run.write_json("metrics.json", metrics)
     smallest = lossless["smallest_T"]
+
+    def smallest_text(kind: str, what: str, tried: list) -> str:
+        t = smallest[kind][what]
+        return f"{t} ({what})" if t is not None else f"none of {tried} ({what})"
+
     summary = (
-        f"Lossless (>= ANN - {LOSSLESS_POINTS} points) from T = "
-        + ", ".join(
-            f"{k.upper()}: {v['kernels from activations']} without / {v['fine-tuned']} with fine-tuning"
-            for k, v in smallest.items()
+        f"Smallest window T at which the SNN is lossless (accuracy >= ANN - {LOSSLESS_POINTS} points): "
+        + "; ".join(
+            f"{k.upper()}: {smallest_text(k, 'kernels from activations', cfg['sweep'])}, "
+            f"{smallest_text(k, 'fine-tuned', cfg['fine_tune_sweep'][k])}"
+            for k in KINDS
         )
-        + f" (None: not within the windows tried, {cfg['sweep']} / {cfg['fine_tune_sweep']})"
     )
     report = (
         f"# SC-TTFS demo: digits CNN, {len(x_test)} test images, T = {T}\n\n{table}\n\n{energy_note(energy)}\n\n"
@@ -1060,7 +1070,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     metrics = run.read_json("metrics.json") if run.path("metrics.json").exists() else {}
     metrics.setdefault("simulations", {})[f"{label}-{args.backend}"] = out
     run.write_json("metrics.json", metrics)
-    fig = figure_raster(run, snn, res, 0, f"{args.backend} spikes of test image 0, {label}")
+    fig = figure_raster(
+        run,
+        snn,
+        res,
+        0,
+        f"{args.backend}: spikes for test image 0, {label}",
+        figure=f"raster-{label}-{args.backend}",
+    )
     print(
         f"{label} on {args.backend}: accuracy {100 * out['accuracy']:.2f} % on {len(x)} images, "
         f"latency {out['latency_steps']} steps, {out['spikes_per_image']:.0f} spikes/image; wrote {fig}"
@@ -1164,7 +1181,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         nargs="*",
         metavar="T",
-        help=f"windows at which both codes are fine-tuned (default {DEMO['fine_tune_sweep']}; T is always included)",
+        help="windows at which both codes are fine-tuned (default: 2 3 4 for SC-TTFS, 2 3 4 6 8 for TTFS; "
+        "T is always included)",
     )
     p.add_argument("--epochs", type=_positive_int, help=f"ANN training epochs (default {DEMO['epochs']})")
     p.add_argument(

@@ -3,7 +3,7 @@ r"""ANN training, kernel initialization and the fine-tuning of section 3.4.
 The path from a ReLU network to the final SC-TTFS network (section 3.4 of the paper)::
 
     ann = train_ann(model, dataset, epochs=..., lr=...)        # 0. an ordinary ANN
-    codes = init_codes(ann, dataset.x_train, T=4)              # kernels from activation statistics
+    codes = init_codes(ann, dataset.x_train, T=3)              # kernels from activation statistics
     twin = spiking_twin(ann, codes)                            # 1. the "pre-conversion SNN"
     fine_tune(twin, dataset, epochs=...)                       # 2. train kernels and BN (eqs. 20-23)
     ann2, codes2 = export(twin)

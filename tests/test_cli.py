@@ -163,7 +163,7 @@ def test_simulate_a_converted_network(trained_run, backend, capsys):
     if backend == "brian2":
         assert sims["sc-ttfs-T3-brian2"]["check"]["identical"]
         assert "agree spike for spike" in out
-    assert (trained_run / "figures" / "raster.png").stat().st_size > 0
+    assert (trained_run / "figures" / f"raster-sc-ttfs-T3-{backend}.png").stat().st_size > 0
 
 
 def test_simulate_names_the_missing_network(trained_run, capsys):
