@@ -498,20 +498,31 @@ def _pyplot():
 
 
 def figure_accuracy_vs_T(run: Run, sweep: dict, tuned: dict, ann_accuracy: float) -> Path:
-    """Accuracy vs window for both codes, with kernels from activations and fine-tuned."""
+    """Accuracy vs window for both codes, with kernels from activations and fine-tuned; the right
+    panel zooms on the top, with the band of "lossless" (ANN - 0.3 points)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for kind, color in (("sc-ttfs", "C0"), ("ttfs", "C1")):
-        for data, style, what in ((sweep, "-o", "kernels from activations"), (tuned, "--*", "fine-tuned")):
-            Ts = sorted(int(t) for t in data[kind])
-            acc = [100 * data[kind][str(t)]["accuracy"] for t in Ts]
-            ax.plot(Ts, acc, style, color=color, markersize=7, label=f"{kind.upper()}, {what}")
-    ax.axhline(100 * ann_accuracy, color="0.3", linestyle=":", linewidth=1.2, label="ANN")
-    ax.set_xticks(sorted({int(t) for d in (sweep, tuned) for k in KINDS for t in d[k]}))
-    ax.set_xlabel("window T (time steps)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Digits CNN converted to SNNs (torch twin, float64)", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    ann = 100 * ann_accuracy
+    for ax in axes:
+        for kind, color in (("sc-ttfs", "C0"), ("ttfs", "C1")):
+            for data, style, what in (
+                (sweep, "-o", "kernels from activations"),
+                (tuned, "--*", "fine-tuned"),
+            ):
+                Ts = sorted(int(t) for t in data[kind])
+                acc = [100 * data[kind][str(t)]["accuracy"] for t in Ts]
+                ax.plot(Ts, acc, style, color=color, markersize=7, label=f"{kind.upper()}, {what}")
+        ax.axhline(ann, color="0.3", linestyle=":", linewidth=1.2, label="ANN")
+        ax.set_xticks(sorted({int(t) for d in (sweep, tuned) for k in KINDS for t in d[k]}))
+        ax.set_xlabel("window T (time steps)")
+    axes[1].axhspan(
+        ann - LOSSLESS_POINTS, ann, color="0.85", zorder=0, label=f"lossless (ANN - {LOSSLESS_POINTS})"
+    )
+    axes[1].set_ylim(ann - 3.0, min(100.0, ann + 1.0))
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_title("Digits CNN converted to SNNs (torch twin, float64)", fontsize=10)
+    axes[1].set_title("zoom", fontsize=10)
+    axes[1].legend(fontsize=7, loc="lower right")
     path = run.save_figure("accuracy_vs_T", fig)
     plt.close(fig)
     return path
