@@ -219,7 +219,7 @@ class _Kernel(nn.Module):
         return self.alpha * torch.exp(-self.k * t + self.beta)
 
     def export(self) -> ThresholdKernel:
-        return ThresholdKernel(float(self.alpha), float(self.beta), float(self.k))
+        return ThresholdKernel(float(self.alpha.detach()), float(self.beta.detach()), float(self.k.detach()))
 
 
 class SpikingActivation(nn.Module):
