@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -241,21 +240,11 @@ def use_cuda_standalone(directory: str | None = None, **build_options: Any) -> I
     ok, reason = cuda_available()
     if not ok:
         raise RuntimeError(f"the cuda_standalone target is unavailable: {reason}")
-    old_target = b2.prefs.codegen.target
-    tmp = None
-    if directory is None:
-        tmp = tempfile.TemporaryDirectory(prefix="scttfs_cuda_")
-        directory = tmp.name
-    build_options.setdefault("with_output", False)
-    b2.set_device("cuda_standalone", directory=directory, build_on_run=True, **build_options)
-    previous = apply_cxx17(b2.get_device())
-    try:
-        yield directory
-    finally:
-        b2.device.reinit()
-        b2.device.activate()
-        b2.set_device("runtime")
-        b2.prefs.codegen.target = old_target
-        restore_flags(previous)
-        if tmp is not None:
-            tmp.cleanup()
+    from .targets import standalone_device
+
+    with standalone_device("cuda_standalone", directory, prefix="scttfs_cuda_", **build_options) as built_in:
+        previous = apply_cxx17(b2.get_device())
+        try:
+            yield built_in
+        finally:
+            restore_flags(previous)

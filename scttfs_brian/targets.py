@@ -47,11 +47,25 @@ def use_target(target: str = "numpy", directory: str | None = None) -> Iterator[
         finally:
             b2.prefs.codegen.target = old_target
         return
+    with standalone_device("cpp_standalone", directory) as built_in:
+        yield built_in
+
+
+@contextlib.contextmanager
+def standalone_device(
+    name: str, directory: str | None = None, *, prefix: str = "scttfs_standalone_", **build_options
+) -> Iterator[str]:
+    """``set_device(name, build_on_run=True)`` for the enclosed build; yields the build
+    directory (a temporary one unless given). Afterwards runtime mode is restored
+    (``device.reinit()``, ``device.activate()``, ``set_device('runtime')``) so that later
+    builds in the same process work."""
+    old_target = b2.prefs.codegen.target
     tmp = None
     if directory is None:
-        tmp = tempfile.TemporaryDirectory(prefix="scttfs_standalone_")
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
         directory = tmp.name
-    b2.set_device("cpp_standalone", directory=directory, build_on_run=True, with_output=False)
+    build_options.setdefault("with_output", False)
+    b2.set_device(name, directory=directory, build_on_run=True, **build_options)
     try:
         yield directory
     finally:
