@@ -37,3 +37,25 @@ def write_atomic(path: str, text: str) -> None:
 def write_json_atomic(path: str, obj) -> None:
     write_json = json.dumps(obj, indent=2, sort_keys=True)
     write_atomic(path, write_json + "\n")
+
+
+def run_in_fresh_process(measure, *args) -> dict:
+    """Run ``measure(*args, queue)`` in a spawned process (so its memory and threads are its
+    own) and return what it puts on the queue; raises if the process dies first (e.g. killed
+    for memory)."""
+    import multiprocessing as mp
+    import queue
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=measure, args=(*args, q))
+    p.start()
+    while True:
+        try:
+            out = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"the measurement {args} failed (exit code {p.exitcode}); see above") from None
+    p.join()
+    return out

@@ -12,13 +12,12 @@ Writes benchmarks/results/brian_throughput.md and .json.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine, peak_rss_mib, write_atomic, write_json_atomic  # noqa: E402
+from _common import machine, peak_rss_mib, run_in_fresh_process, write_atomic, write_json_atomic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -93,13 +92,7 @@ def measure(name: str, T: int, repeat: int, copies: int | None, per_image: int, 
 
 
 def run_config(*args) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=measure, args=(*args, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
+    return run_in_fresh_process(measure, *args)
 
 
 def main(argv=None) -> int:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine, peak_rss_mib, write_atomic, write_json_atomic  # noqa: E402
+from _common import machine, peak_rss_mib, run_in_fresh_process, write_atomic, write_json_atomic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -80,14 +79,10 @@ def measure(model_name: str, images: int, copies: int, shared: bool, T: int, tar
 
 
 def run_config(*args) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=measure, args=(*args, q))
-    p.start()
-    p.join()
-    if p.exitcode != 0:
-        return {"error": f"exit code {p.exitcode} (killed for memory?)"}
-    return q.get()
+    try:
+        return run_in_fresh_process(measure, *args)
+    except RuntimeError as err:  # e.g. killed for memory: recorded, the other configurations go on
+        return {"error": str(err)}
 
 
 def main(argv=None) -> int:

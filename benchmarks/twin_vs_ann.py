@@ -35,14 +35,13 @@ Writes benchmarks/results/twin_vs_ann.md and .json.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine, peak_rss_mib, write_atomic, write_json_atomic  # noqa: E402
+from _common import machine, peak_rss_mib, run_in_fresh_process, write_atomic, write_json_atomic  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = {"digits-cnn": (1, 8, 8), "vgg16": (3, 32, 32), "resnet20": (3, 32, 32)}
@@ -412,23 +411,7 @@ def measure(name: str, batch: int, repeat: int, threads: int, try_compiled: bool
 
 
 def run_config(*args) -> dict:
-    import queue
-
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=measure, args=(*args, q))
-    p.start()
-    while True:
-        try:
-            out = q.get(timeout=5)
-            break
-        except queue.Empty:
-            if not p.is_alive():
-                raise RuntimeError(
-                    f"the measurement of {args[0]} failed (exit code {p.exitcode}); see above"
-                ) from None
-    p.join()
-    return out
+    return run_in_fresh_process(measure, *args)
 
 
 def _table(rows: list[dict]) -> list[str]:
