@@ -213,6 +213,7 @@ def test_record_selected_neurons_only():
         snn.simulate(x, record={layer: [48]}, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.standalone
 def test_cpp_standalone_network_equals_torch_twin():
     """All inputs in one compiled run (inputs from a 2-D TimedArray), spike for spike."""
