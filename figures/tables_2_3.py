@@ -88,29 +88,45 @@ def _percent(x) -> float | None:
     return 100.0 * x if x <= 1.0 else x
 
 
+def _method_label(key: str, T) -> str:
+    """``"ttfs+ft@T8"`` -> ``"TTFS fine-tuned, T=8"`` (this project's demo keys)."""
+    base, _, at = key.partition("@")
+    label = base.replace("+ft", " fine-tuned").replace("sc-ttfs", "SC-TTFS").replace("ttfs", "TTFS")
+    window = at[1:] if at.startswith("T") else T
+    return f"{label}, T={window}" if window is not None else label
+
+
 def digits_row(metrics_path: str | Path | None) -> str:
     """Markdown for this project's measured row, or the note saying how to get it."""
     path = Path(metrics_path) if metrics_path is not None else METRICS
     if not path.is_file():
         return f"This project, digits 8x8: {NO_METRICS_NOTE}\n"
     m = json.loads(path.read_text(encoding="utf-8"))
-    ann, snn = _percent(m.get("ann_accuracy")), _percent(m.get("snn_accuracy"))
-    loss = None if ann is None or snn is None else ann - snn
-    spikes = m.get("spikes_per_image")
-    table = Table(
-        ("Dataset", "Network", "Method", "ANN acc/%", "SNN acc/%", "Loss", "Latency", "Spikes/image"),
-        (
+    ann = _percent(m.get("ann_accuracy"))
+    # `scttfs demo` writes one entry per method ({"sc-ttfs+ft": 0.99, ...}); a single number
+    # is read as the SC-TTFS row
+    accs, lat, spk = m.get("snn_accuracy"), m.get("latency_steps"), m.get("spikes_per_image")
+    if not isinstance(accs, dict):
+        accs, lat, spk = {"sc-ttfs": accs}, {"sc-ttfs": lat}, {"sc-ttfs": spk}
+    rows = []
+    for key, acc in accs.items():
+        snn = _percent(acc)
+        spikes = (spk or {}).get(key)
+        rows.append(
             (
                 m.get("dataset", "digits 8x8"),
                 m.get("network", "DigitsCNN"),
-                "SC-TTFS (this project)",
+                _method_label(key, m.get("T")),
                 ann,
                 snn,
-                loss,
-                m.get("latency_steps"),
+                None if ann is None or snn is None else ann - snn,
+                (lat or {}).get(key),
                 None if spikes is None else float(spikes),
-            ),
-        ),
+            )
+        )
+    table = Table(
+        ("Dataset", "Network", "Method", "ANN acc/%", "SNN acc/%", "Loss", "Latency", "Spikes/image"),
+        tuple(rows),
         f"This project, measured on a different data set (from {path.name}; not comparable with CIFAR)",
     )
     return table.to_markdown(".4g")

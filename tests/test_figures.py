@@ -60,7 +60,26 @@ def test_tables_with_metrics_add_a_labelled_digits_row(tmp_path):
     (path,) = _module("tables_2_3").main(tmp_path, metrics=metrics)
     text = path.read_text()
     assert "different data set" in text
-    assert "| digits 8x8 | DigitsCNN | SC-TTFS (this project) | 98 | 97.5 | 0.5 | 42 | 1234 |" in text
+    assert "| digits 8x8 | DigitsCNN | SC-TTFS | 98 | 97.5 | 0.5 | 42 | 1234 |" in text
+
+
+def test_tables_read_the_demo_metrics_format(tmp_path):
+    """`scttfs demo` writes one entry per method; each becomes a labelled row."""
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(
+        json.dumps(
+            {
+                "dataset": "digits", "T": 3, "ann_accuracy": 0.9888888888888889,
+                "snn_accuracy": {"sc-ttfs+ft": 0.9888888888888889, "ttfs+ft@T8": 0.98},
+                "latency_steps": {"sc-ttfs+ft": 18, "ttfs+ft@T8": 48},
+                "spikes_per_image": {"sc-ttfs+ft": 2992.93, "ttfs+ft@T8": 1852.36},
+            }
+        )
+    )  # fmt: skip
+    (path,) = _module("tables_2_3").main(tmp_path, metrics=metrics)
+    text = path.read_text()
+    assert "| digits | DigitsCNN | SC-TTFS fine-tuned, T=3 | 98.89 | 98.89 | 0 | 18 | 2993 |" in text
+    assert "| digits | DigitsCNN | TTFS fine-tuned, T=8 | 98.89 | 98 | 0.8889 | 48 | 1852 |" in text
 
 
 def test_python_m_figures_lists_the_scripts():
