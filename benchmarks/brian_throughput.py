@@ -61,7 +61,7 @@ def trained(name: str, T: int):
     return snn, data
 
 
-def measure(name: str, T: int, repeat: int, copies: int | None, per_image: int, queue) -> None:
+def measure(name: str, T: int, repeat: int, copies: int | None, per_image: int, target: str, queue) -> None:
     """One configuration in a fresh process: batched (copies) or one image per run."""
     import numpy as np
 
@@ -77,11 +77,12 @@ def measure(name: str, T: int, repeat: int, copies: int | None, per_image: int, 
     if per_image:
         res = simulate(snn.graph, x, copies=1, images_per_run=1, progress=False)
     else:
-        res = simulate(snn.graph, x, copies=copies, progress=False)
+        res = simulate(snn.graph, x, copies=copies, target=target, progress=False)
     wall = time.perf_counter() - t0
     queue.put(
         dict(
             model=name, T=T, images=len(x), copies=1 if per_image else copies, per_image=bool(per_image),
+            target=target, compile_s=res.timings.get("compile", 0.0),
             build_s=res.timings["build"], run_s=res.timings["run"], wall_s=wall,
             images_per_s=len(x) / res.timings["run"], accuracy=res.accuracy(y),
             synapses=synapses_per_copy(snn.graph) * (1 if per_image else copies),
@@ -106,18 +107,23 @@ def main(argv=None) -> int:
     if args.quick:
         args.repeat, args.baseline_images = 1, 5
     plan = {"mlp": [64, 256, 1024], "cnn": [16, 64, 256]}
+    standalone = {"mlp": 256, "cnn": 64}  # one compiled program for all images, same network
     rows = []
     for name, copies_list in plan.items():
-        base = run_config(name, args.T, args.repeat, None, args.baseline_images)
+        base = run_config(name, args.T, args.repeat, None, args.baseline_images, "numpy")
         rows.append(base)
         print(f"{name}: one image per run: {base['images_per_s']:.1f} images/s", flush=True)
-        for copies in copies_list if not args.quick else copies_list[:1]:
-            r = run_config(name, args.T, args.repeat, copies, 0)
+        configs = [(c, "numpy") for c in (copies_list if not args.quick else copies_list[:1])]
+        if not args.quick:
+            configs.append((standalone[name], "cpp_standalone"))
+        for copies, target in configs:
+            r = run_config(name, args.T, args.repeat, copies, 0, target)
             r["speedup"] = r["images_per_s"] / base["images_per_s"]
             rows.append(r)
             print(
-                f"{name}: {copies} copies: {r['images_per_s']:.0f} images/s over {r['images']} images "
-                f"(x{r['speedup']:.0f}), build {r['build_s']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                f"{name}: {target}, {copies} copies: {r['images_per_s']:.0f} images/s over {r['images']} images "
+                f"(x{r['speedup']:.0f}), build {r['build_s']:.2f} s, compile {r['compile_s']:.1f} s, "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
     md = [
@@ -128,16 +134,19 @@ def main(argv=None) -> int:
         + (" --quick" if args.quick else "")
         + "`. Each row runs in a fresh process; the speed-up is against the one-image-per-run",
         "baseline of the same model measured in the same invocation (network built once, one `run()` per image).",
-        "images/s counts simulation time only; the build (network construction) is reported separately.",
+        "images/s counts simulation time only; the build (network construction) and, for cpp_standalone,",
+        "the code generation + C++ compilation are reported separately (the program is compiled once per",
+        "network and runs all images in one run; the runtime rows use the numpy target).",
         "",
-        "| model | mode | images | copies | synapses | build (s) | run (s) | images/s | speed-up | peak RSS (MiB) | accuracy | spikes/image |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | target | mode | images | copies | synapses | build (s) | compile (s) | run (s) | images/s | speed-up | peak RSS (MiB) | accuracy | spikes/image |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         mode = "one image per run" if r["per_image"] else "copies x pipelined windows"
         speedup = "x{:.0f}".format(r["speedup"]) if "speedup" in r else "1"
         md.append(
-            f"| {r['model']} | {mode} | {r['images']} | {r['copies']} | {r['synapses']:,} | {r['build_s']:.2f} | "
+            f"| {r['model']} | {r['target']} | {mode} | {r['images']} | {r['copies']} | {r['synapses']:,} | "
+            f"{r['build_s']:.2f} | {r['compile_s']:.1f} | "
             f"{r['run_s']:.2f} | {r['images_per_s']:.1f} | {speedup} | "
             f"{r['peak_rss_mib']:.0f} | {r['accuracy']:.4f} | {r['spikes_per_image']:.0f} |"
         )

@@ -28,7 +28,9 @@ class SimulationResult:
     backend : str
         ``"brian2"`` or ``"torch"``.
     timings : dict[str, float]
-        Wall-clock seconds of the phases (e.g. ``build``, ``run``), where measured.
+        Wall-clock seconds of the phases, where measured: ``build`` (network construction),
+        ``run`` (simulation; for standalone targets the compiled program's own run time) and,
+        for standalone targets, ``compile`` (code generation and compilation).
     """
 
     outputs: np.ndarray
