@@ -37,20 +37,14 @@ def _rss_mib() -> float:
 def measure(model_name: str, images: int, copies: int, shared: bool, T: int, target: str, queue) -> None:
     import numpy as np
     import torch
-    from torch import nn
 
     from scttfs_brian import convert
     from scttfs_brian.brian import simulate, synapses_per_copy
-    from scttfs_brian.models import build_model
+    from scttfs_brian.models import build_model, randomize_batchnorm
 
     torch.manual_seed(0)
-    model = build_model(model_name, 10).eval()
     g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+    model = randomize_batchnorm(build_model(model_name, 10), generator=g)
     calib = torch.rand(32, 3, 32, 32, generator=g)
     t0 = time.perf_counter()
     snn = convert(model, (3, 32, 32), code="auto", calibration_data=calib, T=T)

@@ -28,6 +28,7 @@ __all__ = [
     "resnet20",
     "MODELS",
     "build_model",
+    "randomize_batchnorm",
 ]
 
 
@@ -285,3 +286,24 @@ def build_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
     return MODELS[name](num_classes, **kwargs)
+
+
+def randomize_batchnorm(
+    model: nn.Module, seed: int = 0, *, affine: bool = False, generator: torch.Generator | None = None
+) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics (running mean ~ 0.1 N(0, 1), running
+    variance ~ U(0.5, 1.5)) and, with ``affine=True``, parameters (weight ~ U(0.5, 1.5), bias ~
+    0.1 N(0, 1)), seeded; returns the model in eval mode. An untrained network's BatchNorm is
+    the identity, which would make BN folding (eq. 24) untested: tests and benchmarks use this.
+    ``generator`` (instead of ``seed``) continues a caller's random stream."""
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                if affine:
+                    m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return model.eval()

@@ -3,22 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from scttfs_brian import convert
-from scttfs_brian.models import build_model
+from scttfs_brian.models import build_model, randomize_batchnorm
 
 
 def _randomized(name):
     torch.manual_seed(0)
-    model = build_model(name, 10).eval()
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-    return model
+    return randomize_batchnorm(build_model(name, 10), 0)
 
 
 @pytest.mark.parametrize("name, spiking, windows", [("resnet20", 19, 19), ("vgg16", 13, 13)])

@@ -8,20 +8,13 @@ from torch import nn
 from scttfs_brian import SCTTFSCode, ThresholdKernel, TTFSCode, convert
 from scttfs_brian.brian import BuildTooLarge, estimate_memory
 from scttfs_brian.brian import simulate as brian_simulate
+from scttfs_brian.models import randomize_batchnorm
 
 torch.set_default_dtype(torch.float32)
 
 
 def _randomize_bn(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-    return model.eval()
+    return randomize_batchnorm(model, seed, affine=True)
 
 
 def mlp():
