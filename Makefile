@@ -30,8 +30,11 @@ test-fast: $(STAMP)
 figures: $(STAMP)
 	$(BIN)/python -m figures
 
+# heavy measurements (tens of minutes); each writes benchmarks/results/<name>.md and .json
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/brian_throughput.py
+	$(BIN)/python benchmarks/cifar_brian.py
+	$(BIN)/python benchmarks/twin_vs_ann.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check scttfs_brian tests figures benchmarks analysis
