@@ -313,7 +313,7 @@ def simulate(
             f"but only {limit / 2**30:.2f} GiB may be used; "
             + (f"use copies={fit} or fewer" if fit else "this network does not fit even as a single copy")
         )
-    record = _record_names(graph, record)
+    record = graph.recording(record)
     T = graph.T
     w_out = graph.windows[graph.output.name]
     n_in_cols = max(1, int(need / max(copies, 1)))  # rough bytes per copy for the chunk bound
@@ -373,29 +373,6 @@ def simulate(
         backend="brian2",
         timings=timings,
     )
-
-
-def _record_names(graph: Graph, record) -> dict:
-    """``{population: flat neuron indices or None (all)}`` from the user's ``record``."""
-    names = set(graph.codes())
-    if record is True or record == "all":
-        return dict.fromkeys(names)
-    if not record:
-        return {}
-    if isinstance(record, str):
-        record = [record]
-    record = dict(record) if isinstance(record, dict) else dict.fromkeys(record)
-    unknown = set(record) - names
-    if unknown:
-        raise ValueError(f"cannot record {sorted(unknown)}: the spiking populations are {sorted(names)}")
-    for name, idx in record.items():
-        if idx is not None:
-            idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-            size = int(np.prod(graph.shape_of(name)))
-            if idx.size and (idx.min() < 0 or idx.max() >= size):
-                raise ValueError(f"neuron indices for {name!r} must lie in [0, {size - 1}] (flat, C order)")
-            record[name] = idx
-    return record
 
 
 def _progress(total: int, enabled: bool, desc: str):

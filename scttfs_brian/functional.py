@@ -89,7 +89,7 @@ class GraphModule(nn.Module):
             )
         if not bool(torch.isfinite(x).all()):
             raise ValueError("inputs must be finite (got NaN or inf); clean the batch before simulating")
-        record = _record_set(record, g)
+        record = set(g.recording(record))  # whole populations; neuron selections are Brian2's
         spike_counts, spike_times, decoded = {}, {}, {}
 
         def spike(name, code, v):
@@ -123,19 +123,6 @@ class GraphModule(nn.Module):
         return FunctionalOutput(
             output=acts[g.output.name], spike_counts=spike_counts, spike_times=spike_times, decoded=decoded
         )
-
-
-def _record_set(record, graph: Graph) -> set:
-    names = set(graph.codes())
-    if record is True or record == "all":
-        return names
-    if record is None or record is False:
-        return set()
-    record = {record} if isinstance(record, str) else set(record)
-    unknown = record - names
-    if unknown:
-        raise ValueError(f"cannot record {sorted(unknown)}: the spiking populations are {sorted(names)}")
-    return record
 
 
 _MODULE_CACHE: dict = {}

@@ -340,6 +340,29 @@ class Graph:
         out.update({l.name: l.code for l in self.spiking_layers})
         return out
 
+    def recording(self, record: Any) -> dict:
+        """``{population: flat neuron indices or None (all)}`` from a user's ``record=``:
+        ``True``/``"all"``, a name, names, or ``{name: neuron indices}``; both executors use it."""
+        names = set(self.codes())
+        if record is True or record == "all":
+            return dict.fromkeys(names)
+        if not record:
+            return {}
+        if isinstance(record, str):
+            record = [record]
+        record = dict(record) if isinstance(record, dict) else dict.fromkeys(record)
+        unknown = set(record) - names
+        if unknown:
+            raise ValueError(f"cannot record {sorted(unknown)}: the spiking populations are {sorted(names)}")
+        for name, idx in record.items():
+            if idx is not None:
+                idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+                size = int(np.prod(self.shape_of(name)))
+                if idx.size and (idx.min() < 0 or idx.max() >= size):
+                    raise ValueError(f"neuron indices for {name!r} must lie in [0, {size - 1}] (flat, C order)")
+                record[name] = idx
+        return record
+
     def shape_of(self, name: str) -> tuple:
         return self.input_shape if name == INPUT else self[name].shape
 
