@@ -17,6 +17,10 @@ window boundary: ``W x + b`` for analog input, or the pixels for an encoded inpu
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +35,15 @@ from .neurons import LayerMonitors, integrating_layer, layer_synapses, spike_ste
 from .results import SimulationResult
 from .targets import STANDALONE_TARGETS, check_target, use_target
 
-__all__ = ["simulate", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE"]
+__all__ = ["simulate", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE", "GENERATED_BYTES_PER_SYNAPSE"]
 
 #: Measured peak bytes per synapse while connecting in runtime mode (Brian2 2.9: ~56 B held,
 #: plus the index arrays passed to ``connect``); see benchmarks/results/brian_throughput.md.
 BYTES_PER_SYNAPSE = 100
+#: Bound on the bytes per synapse of a standalone program with generated connectivity (the
+#: synapse arrays ``_synaptic_pre``, ``_synaptic_post``, ``N_incoming``, ``N_outgoing``,
+#: ``widx`` and one spike-queue entry per pathway); see benchmarks/results/cifar_brian.md.
+GENERATED_BYTES_PER_SYNAPSE = 48
 #: Bytes per neuron (state variables, spike spaces, monitors' share), a generous bound.
 BYTES_PER_NEURON = 200
 #: Default bound on the synapses of one build (all copies), which sets the default ``copies``.
@@ -61,7 +69,7 @@ def synapses_per_copy(graph: Graph) -> int:
         for proj in layer.inputs:
             if proj.source == INPUT and graph.input_code is None:
                 continue
-            total += proj.matrix(graph.shape_of(proj.source)).nnz
+            total += proj.n_synapses(graph.shape_of(proj.source))
     return total
 
 
@@ -72,7 +80,7 @@ def neurons_per_copy(graph: Graph) -> int:
     return n
 
 
-def estimate_memory(graph: Graph, copies: int, n_inputs: int = 0) -> int:
+def estimate_memory(graph: Graph, copies: int, n_inputs: int = 0, bytes_per_synapse: int = BYTES_PER_SYNAPSE) -> int:
     """Bytes a build with ``copies`` copies needs (synapses x bytes per synapse, neurons,
     input table), before anything is allocated."""
     first = max(
@@ -80,7 +88,7 @@ def estimate_memory(graph: Graph, copies: int, n_inputs: int = 0) -> int:
     )
     n_in = int(np.prod(graph.input_shape)) if graph.input_code is not None else first
     return int(
-        copies * synapses_per_copy(graph) * BYTES_PER_SYNAPSE
+        copies * synapses_per_copy(graph) * bytes_per_synapse
         + copies * neurons_per_copy(graph) * BYTES_PER_NEURON
         + (n_inputs + copies) * n_in * 8
     )
@@ -120,7 +128,11 @@ class _Built:
     windows: dict = field(default_factory=dict)
 
 
-def _build(graph: Graph, copies: int, dt, shared_weights: bool = False) -> _Built:
+def _build(graph: Graph, copies: int, dt, shared_weights: bool = False, generated: bool = False) -> _Built:
+    """Build the network; ``generated=True`` (needs ``shared_weights``) creates the synapses of
+    convolutional and dense projections with :func:`_connect_conv`."""
+    if generated and not shared_weights:
+        raise ValueError("generated connectivity stores each kernel once: it needs shared_weights=True")
     T = graph.T
     groups, monitors, objects = {}, {}, []
     input_group, input_size = None, 0
@@ -149,10 +161,18 @@ def _build(graph: Graph, copies: int, dt, shared_weights: bool = False) -> _Buil
         for pi, proj in enumerate(layer.inputs):
             pre = groups[proj.source]
             n_pre = int(np.prod(graph.shape_of(proj.source)))
-            M = proj.matrix(graph.shape_of(proj.source)).tocoo()
             syn_name = f"{name}_from{pi}"
             weight = "w : 1 (linked)\nwidx : integer (constant)" if shared_weights else "w : 1"
             S = layer_synapses(pre, G, name=syn_name, delay_steps=proj.delay_windows * T, weight=weight)
+            spec = proj.as_conv(graph.shape_of(proj.source)) if generated else None
+            if spec is not None:
+                # connectivity and weight indices computed by Brian2's generated code: no
+                # index arrays in Python or in the program, the kernel stored once
+                table = _connect_conv(S, spec, copies, f"{syn_name}_weights")
+                S.w = b2.linked_var(table, "w", index="widx")
+                objects += [table, S]
+                continue
+            M = proj.matrix(graph.shape_of(proj.source)).tocoo()
             _connect(S, M, copies, n_pre, layer.size)
             if shared_weights:
                 # one table of the projection's distinct weights, indexed per synapse: a conv
@@ -190,6 +210,43 @@ def _connect(S: b2.Synapses, M, copies: int, n_pre: int, n_post: int) -> None:
     for c0 in range(0, copies, per):
         offsets = np.arange(c0, min(copies, c0 + per), dtype=np.int64)
         S.connect(i=(offsets[:, None] * n_pre + pre).ravel(), j=(offsets[:, None] * n_post + post).ravel())
+
+
+def _connect_conv(S: b2.Synapses, spec, copies: int, table_name: str) -> b2.NeuronGroup:
+    """Connect ``S`` as the convolution ``spec`` (:class:`~.graph.ConvSpec`), in every copy,
+    with Brian2's generator syntax, and set each synapse's ``widx`` by an expression of ``i``
+    and ``j``; returns the table (a data-only group) holding the kernel, indexed by ``widx``.
+
+    Presynaptic neuron ``i`` is ``(copy, c, y, x)`` of the source, postsynaptic ``j`` is
+    ``(copy, o, oy, ox)``; for each ``k = (o, ky, kx)`` the tap reads input row
+    ``y = oy*sh - ph + ky``, so ``i`` reaches ``oy = (y + ph - ky) / sh`` when that is a whole
+    number inside the output (same for columns). The synapses are those of
+    :func:`~.graph.conv2d_connectivity` (tested), created by compiled code in standalone mode.
+    """
+    C, H, W = spec.in_shape
+    O, Ho, Wo = spec.out_shape
+    kh, kw = spec.kernel.shape[2:]
+    (sh, sw), (ph, pw) = spec.stride, spec.padding
+    n_pre, n_post = C * H * W, O * Ho * Wo
+    y, x = f"((i // {W}) % {H})", f"(i % {W})"
+    ny, nx = f"({y} + {ph} - (k // {kw}) % {kh})", f"({x} + {pw} - k % {kw})"
+
+    def inside(n, s, size):
+        cond = f"{n} >= 0 and {n} < {size * s}"
+        return cond + (f" and {n} % {s} == 0" if s > 1 else "")
+
+    copy = f"(i // {n_pre}) * {n_post} + " if copies > 1 else ""
+    element = f"{copy}(k // {kh * kw}) * {Ho * Wo} + ({ny} // {sh}) * {Wo} + {nx} // {sw}"
+    condition = f"{inside(ny, sh, Ho)} and {inside(nx, sw, Wo)}"
+    S.connect(j=f"{element} for k in range({O * kh * kw}) if {condition}")
+    co, ci = f"((j // {Ho * Wo}) % {O})", f"((i // {H * W}) % {C})"
+    ky = f"({y} + {ph} - ((j // {Wo}) % {Ho}) * {sh})"
+    kx = f"({x} + {pw} - (j % {Wo}) * {sw})"
+    S.widx = f"(({co} * {C} + {ci}) * {kh} + {ky}) * {kw} + {kx}"
+    table = b2.NeuronGroup(spec.kernel.size, "w : 1", name=table_name)
+    table.w = spec.kernel.reshape(-1)
+    table.active = False  # data only, nothing to update
+    return table
 
 
 def _input_table(graph: Graph, x: np.ndarray, copies: int, slots: int) -> np.ndarray:
@@ -249,7 +306,8 @@ def simulate(
     record: Any = (),
     images_per_run: int | None = None,
     memory_limit: int | None = None,
-    shared_weights: bool = False,
+    shared_weights: bool | None = None,
+    connectivity: str = "auto",
     progress: bool = True,
     device: str | None = None,
 ) -> SimulationResult:
@@ -276,12 +334,22 @@ def simulate(
     memory_limit : int, optional
         Bytes the build may use (default: 80% of the memory available now). A build estimated
         above it is refused with :class:`BuildTooLarge` before anything is allocated.
-    shared_weights : bool
-        Store each projection's distinct weights once (a conv kernel, not one weight per
-        synapse) and give every synapse an int32 index into that table, through a Brian2 linked
-        variable. Saves memory on big convolutional builds (see ``benchmarks/results``); in
-        runtime mode the indirection costs some speed, so it is off by default. Results are
-        identical either way.
+    shared_weights : bool, optional
+        Store each projection's weights once (a conv kernel, not one weight per synapse) and
+        give every synapse an int32 index into that table, through a Brian2 linked variable.
+        Saves memory on big convolutional builds (see ``benchmarks/results``); in runtime mode
+        the indirection costs some speed. Default: on with generated connectivity, else off.
+        Results are identical either way.
+    connectivity : {"auto", "arrays", "generated"}
+        How synapses are created. ``"arrays"``: from index arrays computed in Python (any
+        projection). ``"generated"``: convolutional and dense projections (pooling folded in)
+        are connected by Brian2's generated code from the kernel's geometry
+        (``connect(j='... for k in range(...) if ...')``) and their weight index is an
+        expression of ``i`` and ``j``, so neither Python nor the standalone program holds index
+        arrays; other projections use arrays. Needs shared weights. ``"auto"`` (default):
+        ``"generated"`` for the standalone targets, ``"arrays"`` in runtime mode. Results are
+        identical either way (synapses are summed in another order: outputs agree to rounding,
+        spikes exactly, as tested).
     progress : bool
         Show a progress bar over simulated time.
     device : str, optional
@@ -293,6 +361,18 @@ def simulate(
             raise ValueError(f"give target or device, not both (got target={target!r}, device={device!r})")
         target = device
     check_target(target)
+    if connectivity not in ("auto", "arrays", "generated"):
+        raise ValueError(f"connectivity must be 'auto', 'arrays' or 'generated' (got {connectivity!r})")
+    if connectivity == "auto":
+        connectivity = "generated" if target in STANDALONE_TARGETS and shared_weights is not False else "arrays"
+    if shared_weights is None:
+        shared_weights = connectivity == "generated"
+    if connectivity == "generated" and not shared_weights:
+        raise ValueError(
+            "connectivity='generated' stores each kernel once and indexes it per synapse: "
+            "it needs shared_weights=True (or connectivity='arrays' for one weight per synapse)"
+        )
+    generated = connectivity == "generated"
     x = _check_inputs(graph, x)
     N = len(x)
     if N == 0:
@@ -304,12 +384,13 @@ def simulate(
         raise ValueError(f"copies must be a positive integer (got {copies!r})")
     copies = int(min(copies, N))
     limit = memory_limit if memory_limit is not None else int(0.8 * psutil.virtual_memory().available)
-    need = estimate_memory(graph, copies, N)
+    per_synapse = GENERATED_BYTES_PER_SYNAPSE if generated and target in STANDALONE_TARGETS else BYTES_PER_SYNAPSE
+    need = estimate_memory(graph, copies, N, per_synapse)
     if need > limit:
         fit = max(0, int(copies * limit / need))
         raise BuildTooLarge(
             f"a Brian2 build with {copies} network copies needs about {need / 2**30:.2f} GiB "
-            f"({copies * synapses_per_copy(graph):,} synapses x {BYTES_PER_SYNAPSE} B, plus neurons and inputs), "
+            f"({copies * synapses_per_copy(graph):,} synapses x {per_synapse} B, plus neurons and inputs), "
             f"but only {limit / 2**30:.2f} GiB may be used; "
             + (f"use copies={fit} or fewer" if fit else "this network does not fit even as a single copy")
         )
@@ -327,9 +408,10 @@ def simulate(
     bar = _progress(total_steps, progress, f"Brian2 {target}, {copies} copies")
     outputs, counts, times = [], [], []
     timings = {"build": 0.0, "run": 0.0}
+    memory: dict = {}
     with use_target(target):
         t0 = time.perf_counter()
-        built = _build(graph, copies, dt, shared_weights)
+        built = _build(graph, copies, dt, shared_weights, generated)
         if target not in STANDALONE_TARGETS:
             built.net.store("initial")
         timings["build"] = time.perf_counter() - t0
@@ -344,7 +426,8 @@ def simulate(
             t0 = time.perf_counter()
             done = bar.n
             if target in STANDALONE_TARGETS:  # compiled and executed here; reports are C++ text only
-                built.net.run(steps * dt, namespace={})
+                with _measured_program(target) as usage_file:
+                    built.net.run(steps * dt, namespace={})
             else:
                 built.net.run(
                     steps * dt,
@@ -355,9 +438,8 @@ def simulate(
             bar.update(done + steps - bar.n)
             elapsed = time.perf_counter() - t0
             if target in STANDALONE_TARGETS and getattr(b2.get_device(), "_last_run_time", None) is not None:
-                # code generation + compilation happen inside run(); report the program's own time
-                timings["run"] += b2.get_device()._last_run_time
-                timings["compile"] = timings.get("compile", 0.0) + elapsed - b2.get_device()._last_run_time
+                # code generation, compilation and the program all happen inside run()
+                _standalone_timings(timings, memory, elapsed, usage_file)
             else:
                 timings["run"] += elapsed
             o, c, tm = _collect(graph, built, e - s, slots, dt, record)
@@ -372,7 +454,44 @@ def simulate(
         spike_times={k: tuple(np.concatenate([t[k][j] for t in times]) for j in range(2)) for k in times[0]},
         backend="brian2",
         timings=timings,
+        memory=memory,
     )
+
+
+@contextlib.contextmanager
+def _measured_program(target: str):
+    """Run the standalone program through :mod:`._program` (wall time and peak memory written
+    to a JSON file in the project directory); yields that file's path, ``None`` where the
+    program cannot be wrapped (cuda_standalone, Windows)."""
+    if target != "cpp_standalone" or os.name == "nt":
+        yield None
+        return
+    prefs = b2.prefs.devices.cpp_standalone
+    old = prefs.run_cmd_unix
+    name = "program_usage.json"
+    prefs.run_cmd_unix = [sys.executable, "-m", "scttfs_brian._program", name, *([old] if isinstance(old, str) else old)]
+    try:
+        yield name
+    finally:
+        prefs.run_cmd_unix = old
+
+
+def _standalone_timings(timings: dict, memory: dict, elapsed: float, usage_file: str | None) -> None:
+    """Split the wall time of a standalone ``run()`` into code generation, compilation, the
+    program's setup (loading arrays, creating synapses) and its simulation loop."""
+    device = b2.get_device()
+    run = float(device._last_run_time)
+    make = float(getattr(device, "timers", {}).get("compile", {}).get("make") or 0.0)
+    program = float(getattr(device, "timers", {}).get("run_binary") or 0.0)
+    timings["run"] += run
+    timings["compile"] = timings.get("compile", 0.0) + make
+    timings["codegen"] = timings.get("codegen", 0.0) + max(0.0, elapsed - make - program)
+    timings["setup"] = timings.get("setup", 0.0) + max(0.0, program - run)
+    if usage_file is not None:
+        path = os.path.join(device.project_dir, usage_file)
+        if os.path.exists(path):
+            with open(path) as f:
+                memory["program_peak_rss_bytes"] = int(json.load(f)["peak_rss_bytes"])
 
 
 def _progress(total: int, enabled: bool, desc: str):

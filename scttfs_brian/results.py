@@ -30,7 +30,11 @@ class SimulationResult:
     timings : dict[str, float]
         Wall-clock seconds of the phases, where measured: ``build`` (network construction),
         ``run`` (simulation; for standalone targets the compiled program's own run time) and,
-        for standalone targets, ``compile`` (code generation and compilation).
+        for standalone targets, ``codegen`` (code generation), ``compile`` (``make``) and
+        ``setup`` (the program's time before its simulation: loading arrays, creating synapses).
+    memory : dict[str, int]
+        Where measured: ``program_peak_rss_bytes``, the peak resident memory of the compiled
+        program (``cpp_standalone``).
     """
 
     outputs: np.ndarray
@@ -40,6 +44,7 @@ class SimulationResult:
     spike_times: dict = field(default_factory=dict)
     backend: str = ""
     timings: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
 
     @property
     def spikes_per_input(self) -> np.ndarray:

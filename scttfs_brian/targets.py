@@ -7,6 +7,7 @@ that a standalone build inside a session leaves runtime mode usable afterwards.
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 
@@ -51,6 +52,21 @@ def use_target(target: str = "numpy", directory: str | None = None) -> Iterator[
         yield built_in
 
 
+def make_args(args: list) -> list:
+    """Brian2's make arguments with a bounded number of parallel jobs.
+
+    Brian2's default is a bare ``-j`` (no limit): make then starts one compiler per code
+    object at once, hundreds for a CIFAR-sized network, ~150 MB each, which exhausted 24 GB
+    here. A bare ``-j`` becomes ``-j <number of CPUs>``; an explicit job count is kept.
+    """
+    args = list(args)
+    if "-j" in args:
+        i = args.index("-j")
+        if i + 1 >= len(args) or not str(args[i + 1]).isdigit():
+            args.insert(i + 1, str(os.cpu_count() or 1))
+    return args
+
+
 @contextlib.contextmanager
 def standalone_device(
     name: str, directory: str | None = None, *, prefix: str = "scttfs_standalone_", **build_options
@@ -60,15 +76,18 @@ def standalone_device(
     (``device.reinit()``, ``device.activate()``, ``set_device('runtime')``) so that later
     builds in the same process work."""
     old_target = b2.prefs.codegen.target
+    old_make_args = b2.prefs.devices.cpp_standalone.extra_make_args_unix
     tmp = None
     if directory is None:
         tmp = tempfile.TemporaryDirectory(prefix=prefix)
         directory = tmp.name
     build_options.setdefault("with_output", False)
+    b2.prefs.devices.cpp_standalone.extra_make_args_unix = make_args(old_make_args)
     b2.set_device(name, directory=directory, build_on_run=True, **build_options)
     try:
         yield directory
     finally:
+        b2.prefs.devices.cpp_standalone.extra_make_args_unix = old_make_args
         b2.device.reinit()
         b2.device.activate()
         b2.set_device("runtime")

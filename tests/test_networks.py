@@ -230,3 +230,89 @@ def test_shared_weights_give_identical_results():
     for layer in plain.spike_times:
         for a, b in zip(plain.spike_times[layer], shared.spike_times[layer]):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_generated_connectivity_equals_index_arrays(name):
+    """Synapses created by Brian2's generated code from the kernel geometry are the index
+    arrays' synapses, with the same weights, in every copy."""
+    import brian2 as b2
+
+    from scttfs_brian.brian import _build
+    from scttfs_brian.targets import use_target
+
+    _, snn = _convert(name)
+    with use_target("numpy"):
+        arrays = _build(snn.graph, 3, 1 * b2.ms, shared_weights=False, generated=False)
+        generated = _build(snn.graph, 3, 1 * b2.ms, shared_weights=True, generated=True)
+    syn_a = {o.name: o for o in arrays.net.objects if isinstance(o, b2.Synapses)}
+    syn_g = {o.name: o for o in generated.net.objects if isinstance(o, b2.Synapses)}
+    assert set(syn_a) == set(syn_g) and syn_a
+    n = 0
+    for key, S in syn_a.items():
+        a = sorted(zip(S.i[:], S.j[:], S.w[:]))
+        g = sorted(zip(syn_g[key].i[:], syn_g[key].j[:], syn_g[key].w[:]))
+        assert a == g, key
+        n += len(a)
+    from scttfs_brian.brian import synapses_per_copy
+
+    assert n == 3 * synapses_per_copy(snn.graph)
+
+
+def test_generated_connectivity_runs_spike_exact_and_checks_its_options():
+    _, snn = _convert("cnn")
+    x = _inputs(24, 3)
+    rg = snn.simulate(x, copies=8, record=True, connectivity="generated", progress=False)
+    rt = snn.simulate(x, backend="torch", record=True)
+    for layer in rt.spike_times:
+        for a, b in zip(rg.spike_times[layer], rt.spike_times[layer]):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(rg.outputs, rt.outputs, atol=1e-9, rtol=0)
+    with pytest.raises(ValueError, match="connectivity must be 'auto', 'arrays' or 'generated'"):
+        snn.simulate(x, connectivity="lazy", progress=False)
+    with pytest.raises(ValueError, match="needs shared_weights=True"):
+        snn.simulate(x, connectivity="generated", shared_weights=False, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_cpp_standalone_generated_connectivity_equals_torch_twin(name):
+    """cpp_standalone with its default generated connectivity (pooled convs, strided convs,
+    residual shortcuts), spike for spike; the program's timings and peak memory are reported."""
+    _, snn = _convert(name)
+    x = _inputs(40, 7)
+    rs = snn.simulate(x, target="cpp_standalone", record=True, copies=8, progress=False)
+    rt = snn.simulate(x, backend="torch", record=True)
+    for layer in rt.spike_times:
+        for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
+            np.testing.assert_array_equal(a, b, err_msg=layer)
+    np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
+    assert set(rs.timings) >= {"build", "codegen", "compile", "setup", "run"}
+    assert 1e6 < rs.memory["program_peak_rss_bytes"] < 4e9
+
+
+def test_program_wrapper_records_time_memory_and_exit_status(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "usage.json"
+    cmd = [sys.executable, "-m", "scttfs_brian._program", str(out), sys.executable, "-c",
+           "import sys; b = bytearray(64 * 2**20); sys.exit(3)"]  # fmt: skip
+    assert subprocess.call(cmd) == 3
+    usage = json.loads(out.read_text())
+    assert usage["returncode"] == 3 and usage["wall_s"] > 0
+    assert usage["peak_rss_bytes"] > 64 * 2**20
+
+
+def test_standalone_builds_bound_make_parallelism():
+    """A bare ``-j`` (Brian2's default) would start one compiler per code object at once."""
+    import os
+
+    from scttfs_brian.targets import make_args
+
+    assert make_args(["-j"]) == ["-j", str(os.cpu_count())]
+    assert make_args(["-j", "3"]) == ["-j", "3"]
+    assert make_args(["-j", "-k"]) == ["-j", str(os.cpu_count()), "-k"]
+    assert make_args([]) == []
