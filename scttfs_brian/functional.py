@@ -62,9 +62,14 @@ class GraphModule(nn.Module):
     dtype : torch.dtype
         ``torch.float64`` (default; spike-exact against Brian2) or ``torch.float32`` (fast).
     compiled : bool
-        Run each layer's code through ``torch.compile`` (:func:`~.coding.compiled_stepwise`):
-        one fused pass per layer instead of ``~6 T`` tensor passes, identical results. The first
-        call per window length and dtype compiles (seconds; needs a C++ compiler).
+        Each spiking layer maps its potentials to spike times and decoded values through its
+        code's codeword boundaries (:meth:`~.coding._CodeBase.boundaries`, derived from the
+        stepwise rule once per code and dtype): eager, one ``torch.bucketize`` and gathers;
+        ``compiled=True``, the bias add, the comparisons, the gathers and the spike counts fused
+        into one ``torch.compile`` pass per layer (:func:`~.coding.compiled_lookup`). Both give
+        the stepwise rule's results bit for bit; the compiled one is the fast one on CPU (about
+        the plain ANN's time, ``benchmarks/results/twin_vs_ann.md``). The first call per code,
+        dtype and layer shape compiles (seconds; needs a C++ compiler).
     """
 
     def __init__(self, graph: Graph, dtype: torch.dtype = torch.float64, compiled: bool = False):
@@ -87,39 +92,46 @@ class GraphModule(nn.Module):
             raise ValueError(
                 f"inputs must have shape (batch, {', '.join(map(str, g.input_shape))}) (got {tuple(x.shape)})"
             )
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("inputs must be finite (got NaN or inf); clean the batch before simulating")
+        if x.numel():
+            x_min, x_max = torch.aminmax(x)  # one pass; NaN propagates
+            if not bool(torch.isfinite(x_min) & torch.isfinite(x_max)):
+                raise ValueError("inputs must be finite (got NaN or inf); clean the batch before simulating")
         record = set(g.recording(record))  # whole populations; neuron selections are Brian2's
         spike_counts, spike_times, decoded = {}, {}, {}
 
-        def spike(name, code, v):
-            # potentials of finite inputs and (graph-validated) finite weights: no re-check
-            t_enc, t_cal, z = code.encode_torch(v, compiled=self.compiled, check=False)
+        def spike(name, code, parts):
+            # v = parts[0] + parts[1] + ...: potentials of finite inputs and (graph-validated)
+            # finite weights, no re-check; the code's boundaries give z (and spike times, counts)
+            z, times, n = code._encode_layer(parts, compiled=self.compiled, times=name in record, counts=counts)
             if counts:
-                spike_counts[name] = torch.stack(
-                    [(t_enc >= 0).flatten(1).sum(1), (t_cal >= 0).flatten(1).sum(1)], dim=1
-                )
+                spike_counts[name] = n
             if name in record:
-                spike_times[name] = (t_enc.long(), t_cal.long())
+                spike_times[name] = times
                 decoded[name] = z
             return z
 
         acts = {INPUT: x}
         if g.input_code is not None:
-            if bool((x < 0).any()):
+            if x.numel() and bool(x_min < 0):
                 raise ValueError(
                     f"inputs must be >= 0 when the input is SC-TTFS-encoded (min {x.min().item():.4g}); "
                     "use unnormalized inputs or analog input coding (input_code=None)"
                 )
-            acts[INPUT] = spike(INPUT, g.input_code, x)
+            acts[INPUT] = spike(INPUT, g.input_code, [x])
         for li, layer in enumerate(g.layers):
-            v = buffers[f"b{li}"].expand(len(x), *layer.shape)
+            parts = [buffers[f"b{li}"].expand(len(x), *layer.shape)]
             for pi, proj in enumerate(layer.inputs):
                 h = acts[proj.source]
                 for oi, op in enumerate(proj.ops):
                     h = _apply_op(op, h, buffers, f"w{li}_{pi}_{oi}")
-                v = v + h.reshape(len(x), *layer.shape)
-            acts[layer.name] = spike(layer.name, layer.code, v) if layer.spiking else v
+                parts.append(h.reshape(len(x), *layer.shape))
+            if layer.spiking:
+                acts[layer.name] = spike(layer.name, layer.code, parts)
+            else:
+                v = parts[0]
+                for h in parts[1:]:
+                    v = v + h
+                acts[layer.name] = v
         return FunctionalOutput(
             output=acts[g.output.name], spike_counts=spike_counts, spike_times=spike_times, decoded=decoded
         )
@@ -154,8 +166,8 @@ def run(
 
     ``record``: population names (or ``True`` for all) whose spike times and decoded values
     are returned. ``batch_size`` splits large inputs into chunks. Tensors stay on ``device``
-    (default: ``x``'s device). ``compiled=True`` fuses each layer's rule with ``torch.compile``
-    (see :class:`GraphModule`).
+    (default: ``x``'s device). ``compiled=True`` fuses each layer's bias add, codebook lookup
+    and spike counts with ``torch.compile`` (see :class:`GraphModule`; same results).
     """
     x = torch.as_tensor(x)
     device = device if device is not None else x.device
