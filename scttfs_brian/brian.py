@@ -40,10 +40,11 @@ __all__ = ["simulate", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE", 
 #: Measured peak bytes per synapse while connecting in runtime mode (Brian2 2.9: ~56 B held,
 #: plus the index arrays passed to ``connect``); see benchmarks/results/brian_throughput.md.
 BYTES_PER_SYNAPSE = 100
-#: Bound on the bytes per synapse of a standalone program with generated connectivity (the
-#: synapse arrays ``_synaptic_pre``, ``_synaptic_post``, ``N_incoming``, ``N_outgoing``,
-#: ``widx`` and one spike-queue entry per pathway); see benchmarks/results/cifar_brian.md.
-GENERATED_BYTES_PER_SYNAPSE = 48
+#: Bound on the bytes per synapse of a cpp_standalone program with generated connectivity:
+#: int32 ``_synaptic_pre``, ``_synaptic_post`` and ``widx``, one int32 spike-queue entry per
+#: pathway (queues reserved exactly, see targets.py), no per-synapse delay; measured 23 bytes
+#: (peak resident memory of the program / synapses), see benchmarks/results/cifar_brian.md.
+GENERATED_BYTES_PER_SYNAPSE = 32
 #: Bytes per neuron (state variables, spike spaces, monitors' share), a generous bound.
 BYTES_PER_NEURON = 200
 #: Default bound on the synapses of one build (all copies), which sets the default ``copies``.

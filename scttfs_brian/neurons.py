@@ -199,7 +199,9 @@ def layer_synapses(
     if sc:
         on_pre["cal"] = "v_next_post += w * theta_c_pre"
         on_event["cal"] = "calibration"
-    delay = {key: delay_steps * pre.clock.dt for key in on_pre} if delay_steps else None
+    # always a scalar delay (0 included): without one, Brian2 gives every synapse its own
+    # float64 delay per pathway (16 bytes per synapse here, and 4 more in each spike queue)
+    delay = {key: delay_steps * pre.clock.dt for key in on_pre}
     S = b2.Synapses(
         pre, post, weight, on_pre=on_pre, on_event=on_event, delay=delay, dt=pre.clock.dt, name=name
     )

@@ -316,3 +316,37 @@ def test_standalone_builds_bound_make_parallelism():
     assert make_args(["-j", "3"]) == ["-j", "3"]
     assert make_args(["-j", "-k"]) == ["-j", str(os.cpu_count()), "-k"]
     assert make_args([]) == []
+
+
+def test_spike_queue_lists_are_reserved_exactly_in_standalone_projects(tmp_path):
+    """The override of Brian2's spike queue source applies to the installed Brian2 (its fill
+    loop is found), keeps the loop, and is written into the project; another source warns."""
+    import inspect
+    import os
+    import types
+
+    from brian2.synapses.synapses import Synapses
+
+    from scttfs_brian.targets import _reserve_spike_queues, reserve_spike_queue_source
+
+    with open(os.path.join(os.path.dirname(inspect.getsourcefile(Synapses)), "cspikequeue.cpp")) as f:
+        source = f.read()
+    patched = reserve_spike_queue_source(source)
+    assert patched.count("synapses[s].reserve(_counts[s]);") == 1
+    j = source.index("        for (int i=0; i<n_synapses; i++)\n            synapses[sources[i]")
+    assert patched[:j] == source[:j] and patched.endswith(source[j:])  # only inserted, before the loop
+
+    def copy(writer, directory, text=source):
+        os.makedirs(os.path.join(directory, "brianlib"), exist_ok=True)
+        with open(os.path.join(directory, "brianlib", "spikequeue.h"), "w") as f:
+            f.write(text)
+
+    device = types.SimpleNamespace(copy_source_files=copy)
+    _reserve_spike_queues(device)
+    device.copy_source_files(None, str(tmp_path))
+    assert "reserve(_counts[s])" in (tmp_path / "brianlib" / "spikequeue.h").read_text()
+    device = types.SimpleNamespace(copy_source_files=lambda w, d: copy(w, d, "other queue"))
+    _reserve_spike_queues(device)
+    with pytest.warns(UserWarning, match="fill loop of Brian2's spike queue was not found"):
+        device.copy_source_files(None, str(tmp_path))
+    assert (tmp_path / "brianlib" / "spikequeue.h").read_text() == "other queue"
