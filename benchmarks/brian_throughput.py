@@ -104,8 +104,18 @@ def main(argv=None) -> int:
     ap.add_argument("--T", type=int, default=4)
     ap.add_argument("--baseline-images", type=int, default=40, help="images for the one-image-per-run baseline")
     ap.add_argument("--quick", action="store_true", help="small run for a smoke test")
+    ap.add_argument(
+        "--standalone-targets", nargs="*", default=["cpp_standalone"],
+        help="standalone targets measured on the same batch (add cuda_standalone on a GPU machine with brian2cuda)",
+    )
     ap.add_argument("--out", default=os.path.join(HERE, "results", "brian_throughput"))
     args = ap.parse_args(argv)
+    if "cuda_standalone" in args.standalone_targets:
+        from scttfs_brian.cuda import cuda_available
+
+        ok, why = cuda_available()
+        if not ok:
+            ap.error(f"cuda_standalone cannot be measured here: {why}")
     if args.quick:
         args.repeat, args.baseline_images = 1, 5
     plan = {"mlp": [64, 256, 1024], "cnn": [16, 64, 256]}
@@ -117,7 +127,7 @@ def main(argv=None) -> int:
         print(f"{name}: one image per run: {base['images_per_s']:.1f} images/s", flush=True)
         configs = [(c, "numpy") for c in (copies_list if not args.quick else copies_list[:1])]
         if not args.quick:
-            configs.append((standalone[name], "cpp_standalone"))
+            configs += [(standalone[name], t) for t in args.standalone_targets]
         for copies, target in configs:
             r = run_config(name, args.T, args.repeat, copies, 0, target)
             r["speedup"] = r["images_per_s"] / base["images_per_s"]
