@@ -96,6 +96,7 @@ def run_config(*args) -> dict:
 PLAN = [  # (model, shared weights, target): runtime numpy per synapse / shared, cpp_standalone generated
     ("resnet20", False, "numpy"),
     ("resnet20", True, "numpy"),
+    ("resnet20", False, "cpp_standalone"),
     ("resnet20", True, "cpp_standalone"),
     ("vgg16", False, "numpy"),
     ("vgg16", True, "cpp_standalone"),
@@ -164,6 +165,8 @@ def main(argv=None) -> int:
         "  `scttfs_brian._program`, the run command) divided by the synapses: everything the program holds",
         "  (synapse arrays, spike queues of both pathways, neurons, monitors) is counted. `setup` is the",
         "  program's time before its simulation loop (creating the synapses); `s / image` is the loop only.",
+        "  The `index arrays` row is the same program with `shared_weights=False` (one float64 weight per",
+        "  synapse, connectivity from index arrays written by Python, `connectivity='arrays'`).",
         "",
         "| model | backend | weights | synapses | build + codegen (s) | compile (s) | setup (s) | s / image | peak RSS Python (MiB) | peak RSS program (MiB) | bytes / synapse | spike-exact | max output diff | spikes / image | latency (steps) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
@@ -172,7 +175,10 @@ def main(argv=None) -> int:
         if "error" in r:
             md.append(f"| {r['key']} | | | | | | | | | | | failed: {r['error']} | | | |")
             continue
-        backend = "runtime (numpy)" if r.get("target", "numpy") == "numpy" else f"{r['target']} (generated)"
+        backend = (
+            "runtime (numpy)" if r.get("target", "numpy") == "numpy"
+            else f"{r['target']} ({'generated' if r['shared_weights'] else 'index arrays'})"
+        )
         weights = "shared (linked index)" if r["shared_weights"] else "per synapse"
         if "refused" in r:
             md.append(f"| {r['model']} | {backend} | {weights} | {r['synapses']:,} | refused: {r['refused']} | | | | | | | | | | |")

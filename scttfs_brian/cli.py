@@ -1074,6 +1074,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "images": len(x),
         "timings_s": res.timings,
     }
+    if res.memory:
+        out["memory_bytes"] = res.memory
     check = None
     if args.check and args.backend == "brian2":
         check = _compare(res, snn.simulate(x, backend="torch", record=True))
@@ -1217,7 +1219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copies", type=_positive_int, help=f"Brian2 network copies (default {DEMO['copies']})")
     p.add_argument(
         "--target",
-        choices=("numpy", "cython", "cpp_standalone"),
+        choices=("numpy", "cython", "cpp_standalone", "cuda_standalone"),
         help="Brian2 code generation target (default numpy)",
     )
     p.add_argument("--seed", type=int, help="seed of the weights and the shuffling (default 0)")
@@ -1293,7 +1295,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--target",
-        choices=("numpy", "cython", "cpp_standalone"),
+        choices=("numpy", "cython", "cpp_standalone", "cuda_standalone"),
         default="numpy",
         help="Brian2 target (default numpy)",
     )
