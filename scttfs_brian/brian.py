@@ -37,13 +37,14 @@ from .targets import STANDALONE_TARGETS, check_target, use_target
 
 __all__ = ["simulate", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE", "GENERATED_BYTES_PER_SYNAPSE"]
 
-#: Measured peak bytes per synapse while connecting in runtime mode (Brian2 2.9: ~56 B held,
-#: plus the index arrays passed to ``connect``); see benchmarks/results/brian_throughput.md.
+#: Bound on the bytes per synapse of a build from index arrays (runtime mode, or standalone with
+#: ``connectivity="arrays"``): measured 43-53 bytes on ResNet20 (peak over build and run,
+#: benchmarks/results/cifar_brian.md), plus headroom for the index arrays passed to ``connect``.
 BYTES_PER_SYNAPSE = 100
 #: Bound on the bytes per synapse of a cpp_standalone program with generated connectivity:
 #: int32 ``_synaptic_pre``, ``_synaptic_post`` and ``widx``, one int32 spike-queue entry per
-#: pathway (queues reserved exactly, see targets.py), no per-synapse delay; measured 23 bytes
-#: (peak resident memory of the program / synapses), see benchmarks/results/cifar_brian.md.
+#: pathway (queues reserved exactly, see targets.py), no per-synapse delay; measured 24-25 bytes
+#: on VGG16 and ResNet20 (program peak resident memory / synapses), benchmarks/results/cifar_brian.md.
 GENERATED_BYTES_PER_SYNAPSE = 32
 #: Bytes per neuron (state variables, spike spaces, monitors' share), a generous bound.
 BYTES_PER_NEURON = 200
