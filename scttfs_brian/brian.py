@@ -35,7 +35,7 @@ from .neurons import LayerMonitors, integrating_layer, layer_synapses, spike_ste
 from .results import SimulationResult
 from .targets import STANDALONE_TARGETS, check_target, use_target
 
-__all__ = ["simulate", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE", "GENERATED_BYTES_PER_SYNAPSE"]
+__all__ = ["simulate", "compile_program", "StandaloneProgram", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE", "GENERATED_BYTES_PER_SYNAPSE"]
 
 #: Bound on the bytes per synapse of a build from index arrays (runtime mode, or standalone with
 #: ``connectivity="arrays"``): measured 43-53 bytes on ResNet20 (peak over build and run,
@@ -500,3 +500,190 @@ def _progress(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False)
+
+
+# --------------------------------------------------------------------------------------------
+# A compiled program, run again for every batch
+# --------------------------------------------------------------------------------------------
+class StandaloneProgram:
+    """A network compiled once by ``cpp_standalone`` and run again for each batch of inputs.
+
+    :func:`compile_program` builds and compiles the network for batches of up to
+    ``batch_size`` inputs; :meth:`simulate` writes each batch's input table to a file and runs
+    the compiled program with it as the value of the input ``TimedArray`` (Brian2's
+    ``run_args`` mechanism on the program's command line: ``I_in.values=<file>``), then reads
+    the monitors' result files. No code generation or compilation happens after the first
+    build, so a network that takes minutes to compile (ResNet20: ~5 min here) simulates any
+    number of batches for the cost of the program's setup and run. Use it as a context manager,
+    or call :meth:`close` to delete the build directory (unless you gave one).
+    """
+
+    def __init__(self, graph: Graph, batch_size: int, copies: int, dt, directory: str, keep: bool,
+                 files: dict, table_shape: tuple, timings: dict):
+        self.graph, self.batch_size, self.copies, self.dt = graph, batch_size, copies, dt
+        self.directory, self._keep, self._files = directory, keep, files
+        self._table_shape = table_shape
+        self.build_timings = timings
+        self.runs = 0
+
+    def __enter__(self) -> StandaloneProgram:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the build directory (if it was a temporary one)."""
+        if not self._keep and self.directory and os.path.isdir(self.directory):
+            import shutil
+
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = None
+
+    def simulate(self, x: Any, *, record: Any = (), progress: bool = True) -> SimulationResult:
+        """Simulate inputs ``x`` (any number: batches of ``batch_size``, one program run each);
+        same result as :func:`simulate` with ``target="cpp_standalone"``."""
+        if self.directory is None:
+            raise RuntimeError("this program was closed; compile it again with compile_program(...)")
+        graph = self.graph
+        x = _check_inputs(graph, x)
+        if len(x) == 0:
+            raise ValueError("x holds no inputs")
+        record = graph.recording(record)
+        for name in record:
+            if name not in self._files["monitors"]:
+                raise ValueError(f"population {name!r} has no monitor in this program")
+        slots = self._table_shape[0] - 1
+        outputs, counts, times = [], [], []
+        timings = {"setup": 0.0, "run": 0.0}
+        memory: dict = {}
+        batches = range(0, len(x), self.batch_size)
+        bar = _progress(len(batches), progress and len(batches) > 1, "Brian2 cpp_standalone program runs")
+        for s in batches:
+            xb = x[s : s + self.batch_size]
+            table = _input_table(graph, xb, self.copies, slots)
+            program_s, run_s, peak = self._run(table)
+            timings["run"] += run_s
+            timings["setup"] += max(0.0, program_s - run_s)
+            memory["program_peak_rss_bytes"] = max(memory.get("program_peak_rss_bytes", 0), peak)
+            built = self._results()
+            o, c, tm = _collect(graph, built, len(xb), -(-len(xb) // self.copies), self.dt, record)
+            outputs.append(o), counts.append(c), times.append(tm)
+            bar.update(1)
+        bar.close()
+        out = np.concatenate(outputs)
+        return SimulationResult(
+            outputs=out,
+            predictions=out.argmax(axis=1),
+            spike_counts={k: np.concatenate([c[k] for c in counts]) for k in counts[0]},
+            latency_steps=graph.latency_steps,
+            spike_times={k: tuple(np.concatenate([t[k][j] for t in times]) for j in range(2)) for k in times[0]},
+            backend="brian2",
+            timings=timings,
+            memory=memory,
+        )
+
+    def _run(self, table: np.ndarray) -> tuple[float, float, int]:
+        import subprocess
+
+        path = os.path.join("static_arrays", "scttfs_batch_input.dat")
+        np.ascontiguousarray(table, dtype=np.float64).tofile(os.path.join(self.directory, path))
+        usage = "program_usage.json"
+        cmd = [sys.executable, "-m", "scttfs_brian._program", usage, "./main", f"{self._files['input']}.values={path}"]
+        done = subprocess.run(cmd, cwd=self.directory, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(
+                f"the compiled program failed (exit status {done.returncode}) in {self.directory}:\n"
+                + (done.stdout + done.stderr)[-2000:]
+            )
+        self.runs += 1
+        with open(os.path.join(self.directory, usage)) as f:
+            u = json.load(f)
+        with open(os.path.join(self.directory, "results", "last_run_info.txt")) as f:
+            run_s = float(f.read().split()[0])
+        return float(u["wall_s"]), run_s, int(u["peak_rss_bytes"])
+
+    def _results(self) -> _Built:
+        from types import SimpleNamespace
+
+        res = os.path.join(self.directory, "results")
+
+        def read(entry):
+            name, dtype = entry
+            return np.fromfile(os.path.join(res, name), dtype=dtype)
+
+        monitors = {}
+        for name, mons in self._files["monitors"].items():
+            ev = [None if m is None else SimpleNamespace(i=read(m["i"]), t=read(m["t"])) for m in mons]
+            monitors[name] = SimpleNamespace(spikes=ev[0], calibrations=ev[1])
+        v = read(self._files["output"]).reshape(-1, self._files["n_output"]).T
+        return _Built(None, {}, monitors, SimpleNamespace(v=v), None, 0, self.copies, dict(self.graph.windows))
+
+
+def compile_program(
+    graph: Graph,
+    batch_size: int,
+    *,
+    copies: int | None = None,
+    dt: b2.Quantity = 1 * b2.ms,
+    shared_weights: bool = True,
+    connectivity: str = "generated",
+    directory: str | None = None,
+    memory_limit: int | None = None,
+) -> StandaloneProgram:
+    """Build and compile ``graph`` once with ``cpp_standalone`` for batches of up to
+    ``batch_size`` inputs; returns a :class:`StandaloneProgram` whose ``simulate(x)`` runs the
+    compiled program again for each batch (no recompilation). ``copies`` defaults as in
+    :func:`simulate` (at most ``batch_size``); ``directory`` keeps the build there (default: a
+    temporary directory deleted by ``close()``). Results are those of :func:`simulate`."""
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (got {batch_size!r})")
+    if connectivity not in ("arrays", "generated"):
+        raise ValueError(f"connectivity must be 'arrays' or 'generated' (got {connectivity!r})")
+    generated = connectivity == "generated"
+    if generated and not shared_weights:
+        raise ValueError("connectivity='generated' needs shared_weights=True")
+    per_copy = max(synapses_per_copy(graph), 1)
+    if copies is None:
+        copies = int(max(1, min(batch_size, DEFAULT_COPIES, DEFAULT_SYNAPSE_BUDGET // per_copy)))
+    copies = int(min(copies, batch_size))
+    limit = memory_limit if memory_limit is not None else int(0.8 * psutil.virtual_memory().available)
+    need = estimate_memory(graph, copies, batch_size, GENERATED_BYTES_PER_SYNAPSE if generated else BYTES_PER_SYNAPSE)
+    if need > limit:
+        raise BuildTooLarge(
+            f"the program with {copies} network copies needs about {need / 2**30:.2f} GiB, "
+            f"but only {limit / 2**30:.2f} GiB may be used; use fewer copies"
+        )
+    import tempfile
+
+    keep = directory is not None
+    directory = os.path.abspath(directory) if keep else tempfile.mkdtemp(prefix="scttfs_program_")
+    T, w_out = graph.T, graph.windows[graph.output.name]
+    slots = -(-batch_size // copies)
+    steps = (slots + w_out) * T + 1
+    timings: dict = {}
+    from .targets import standalone_device
+
+    t0 = time.perf_counter()
+    with standalone_device("cpp_standalone", directory, build_on_run=False) as built_in:
+        built = _build(graph, copies, dt, shared_weights, generated)
+        n_cols = copies * (int(np.prod(graph.input_shape)) if graph.input_code is not None else built.input_size)
+        table_shape = (slots + 1, n_cols)
+        built.input_group.namespace["I_in"] = b2.TimedArray(np.zeros(table_shape), dt=T * dt, name="I_in")
+        built.net.run(steps * dt, namespace={})
+        timings["build"] = time.perf_counter() - t0
+        device = b2.get_device()
+        device.build(directory=built_in, compile=True, run=False, with_output=False)
+        timings["compile"] = time.perf_counter() - t0 - timings["build"]
+
+        def entry(var):
+            return device.get_array_filename(var), np.dtype(var.dtype).str
+
+        files = {"input": "I_in", "monitors": {}, "n_output": copies * graph.output.size}
+        for name, mons in built.monitors.items():
+            files["monitors"][name] = [
+                None if m is None else {"i": entry(m.variables["i"]), "t": entry(m.variables["t"])}
+                for m in (mons.spikes, mons.calibrations)
+            ]
+        files["output"] = entry(built.out_monitor.variables["v"])
+    return StandaloneProgram(graph, int(batch_size), copies, dt, directory, keep, files, table_shape, timings)

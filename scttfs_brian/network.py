@@ -40,6 +40,14 @@ class SpikingNetwork:
             return simulate(self.graph, x, **kwargs)
         raise ValueError(f"backend must be 'brian2' or 'torch' (got {backend!r})")
 
+    def compile(self, batch_size: int, **kwargs):
+        """Compile the Brian2 network once (``cpp_standalone``) for batches of up to
+        ``batch_size`` inputs: see :func:`scttfs_brian.brian.compile_program`. The returned
+        program's ``simulate(x)`` reruns it without recompiling."""
+        from .brian import compile_program
+
+        return compile_program(self.graph, batch_size, **kwargs)
+
     @property
     def latency_steps(self) -> int:
         return self.graph.latency_steps

@@ -121,9 +121,14 @@ def _reserve_spike_queues(device) -> None:
 
 @contextlib.contextmanager
 def standalone_device(
-    name: str, directory: str | None = None, *, prefix: str = "scttfs_standalone_", **build_options
+    name: str,
+    directory: str | None = None,
+    *,
+    prefix: str = "scttfs_standalone_",
+    build_on_run: bool = True,
+    **build_options,
 ) -> Iterator[str]:
-    """``set_device(name, build_on_run=True)`` for the enclosed build; yields the build
+    """``set_device(name, build_on_run=...)`` for the enclosed build; yields the build
     directory (a temporary one unless given). Afterwards runtime mode is restored
     (``device.reinit()``, ``device.activate()``, ``set_device('runtime')``) so that later
     builds in the same process work."""
@@ -133,9 +138,10 @@ def standalone_device(
     if directory is None:
         tmp = tempfile.TemporaryDirectory(prefix=prefix)
         directory = tmp.name
-    build_options.setdefault("with_output", False)
+    if build_on_run:
+        build_options.setdefault("with_output", False)
     b2.prefs.devices.cpp_standalone.extra_make_args_unix = make_args(old_make_args)
-    b2.set_device(name, directory=directory, build_on_run=True, **build_options)
+    b2.set_device(name, directory=directory, build_on_run=build_on_run, **build_options)
     device = b2.get_device()
     if name == "cpp_standalone":
         _reserve_spike_queues(device)

@@ -350,3 +350,48 @@ def test_spike_queue_lists_are_reserved_exactly_in_standalone_projects(tmp_path)
     with pytest.warns(UserWarning, match="fill loop of Brian2's spike queue was not found"):
         device.copy_source_files(None, str(tmp_path))
     assert (tmp_path / "brianlib" / "spikequeue.h").read_text() == "other queue"
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_compiled_program_runs_many_batches_without_recompiling(tmp_path):
+    """compile_program: one build and compilation, then each batch is a run of the same program
+    with a new input table (encoded input layer included); spike for spike equal to the twin."""
+    import os
+
+
+    torch.manual_seed(3)
+    model = _randomize_bn(cnn(), 3)
+    code = SCTTFSCode(4, ThresholdKernel(0.6, 0.0, 0.6), ThresholdKernel(0.3, 0.0, 0.6))
+    snn = convert(model, (1, 8, 8), code="auto", calibration_data=_inputs(64, 4), T=4, input_code=code)
+    with snn.compile(16, copies=8) as prog:
+        assert set(prog.build_timings) == {"build", "compile"}
+        main = os.path.join(prog.directory, "main")
+        built_at = os.path.getmtime(main)
+        for seed, n in ((7, 37), (8, 5)):
+            x = _inputs(n, seed)
+            rs = prog.simulate(x, record=True, progress=False)
+            rt = snn.simulate(x, backend="torch", record=True)
+            for layer in rt.spike_times:
+                for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
+                    np.testing.assert_array_equal(a, b, err_msg=layer)
+            np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
+            for layer in rt.spike_counts:
+                np.testing.assert_array_equal(rs.spike_counts[layer], rt.spike_counts[layer])
+        assert prog.runs == 3 + 1 and os.path.getmtime(main) == built_at  # never rebuilt
+        directory = prog.directory
+    assert not os.path.exists(directory)
+    with pytest.raises(RuntimeError, match="closed"):
+        prog.simulate(_inputs(2, 1), progress=False)
+
+
+def test_compile_program_checks_its_arguments():
+    from scttfs_brian.brian import compile_program
+
+    _, snn = _convert("mlp")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        compile_program(snn.graph, 0)
+    with pytest.raises(ValueError, match="connectivity must be 'arrays' or 'generated'"):
+        compile_program(snn.graph, 4, connectivity="auto")
+    with pytest.raises(BuildTooLarge, match="use fewer copies"):
+        compile_program(snn.graph, 4, memory_limit=1)
