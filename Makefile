@@ -35,6 +35,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/brian_throughput.py
 	$(BIN)/python benchmarks/cifar_brian.py
 	$(BIN)/python benchmarks/twin_vs_ann.py
+	$(BIN)/python benchmarks/compiled_program.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check scttfs_brian tests figures benchmarks analysis
