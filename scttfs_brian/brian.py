@@ -447,6 +447,11 @@ def simulate(
             o, c, tm = _collect(graph, built, e - s, slots, dt, record)
             outputs.append(o), counts.append(c), times.append(tm)
     bar.close()
+    return _result(graph, outputs, counts, times, timings, memory)
+
+
+def _result(graph: Graph, outputs: list, counts: list, times: list, timings: dict, memory: dict) -> SimulationResult:
+    """One result from the per-chunk (or per-batch) pieces of :func:`_collect`."""
     out = np.concatenate(outputs)
     return SimulationResult(
         outputs=out,
@@ -571,17 +576,7 @@ class StandaloneProgram:
             outputs.append(o), counts.append(c), times.append(tm)
             bar.update(1)
         bar.close()
-        out = np.concatenate(outputs)
-        return SimulationResult(
-            outputs=out,
-            predictions=out.argmax(axis=1),
-            spike_counts={k: np.concatenate([c[k] for c in counts]) for k in counts[0]},
-            latency_steps=graph.latency_steps,
-            spike_times={k: tuple(np.concatenate([t[k][j] for t in times]) for j in range(2)) for k in times[0]},
-            backend="brian2",
-            timings=timings,
-            memory=memory,
-        )
+        return _result(graph, outputs, counts, times, timings, memory)
 
     def _run(self, table: np.ndarray) -> tuple[float, float, int]:
         import subprocess
