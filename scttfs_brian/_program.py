@@ -14,6 +14,23 @@ import subprocess
 import sys
 import time
 
+#: The file (relative to the program's working directory) the wrapper writes.
+USAGE_FILE = "program_usage.json"
+
+
+def command(program: list[str]) -> list[str]:
+    """``program`` (e.g. ``["./main", ...]``) run through this wrapper."""
+    return [sys.executable, "-m", "scttfs_brian._program", USAGE_FILE, *program]
+
+
+def read_usage(directory: str) -> dict | None:
+    """What the wrapper wrote for the last run in ``directory`` (``None`` if nothing)."""
+    path = os.path.join(directory, USAGE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:

@@ -18,9 +18,7 @@ window boundary: ``W x + b`` for analog input, or the pixels for an encoded inpu
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +27,7 @@ import brian2 as b2
 import numpy as np
 import psutil
 
+from . import _program
 from .coding import _as_potentials
 from .graph import INPUT, Graph
 from .neurons import LayerMonitors, integrating_layer, layer_synapses, spike_steps, spiking_layer
@@ -379,23 +378,9 @@ def simulate(
     N = len(x)
     if N == 0:
         raise ValueError("x holds no inputs")
-    per_copy = max(synapses_per_copy(graph), 1)
-    if copies is None:
-        copies = int(max(1, min(N, DEFAULT_COPIES, DEFAULT_SYNAPSE_BUDGET // per_copy)))
-    if not isinstance(copies, (int, np.integer)) or copies < 1:
-        raise ValueError(f"copies must be a positive integer (got {copies!r})")
-    copies = int(min(copies, N))
-    limit = memory_limit if memory_limit is not None else int(0.8 * psutil.virtual_memory().available)
+    copies = _copies(graph, N, copies)
     per_synapse = GENERATED_BYTES_PER_SYNAPSE if generated and target in STANDALONE_TARGETS else BYTES_PER_SYNAPSE
-    need = estimate_memory(graph, copies, N, per_synapse)
-    if need > limit:
-        fit = max(0, int(copies * limit / need))
-        raise BuildTooLarge(
-            f"a Brian2 build with {copies} network copies needs about {need / 2**30:.2f} GiB "
-            f"({copies * synapses_per_copy(graph):,} synapses x {per_synapse} B, plus neurons and inputs), "
-            f"but only {limit / 2**30:.2f} GiB may be used; "
-            + (f"use copies={fit} or fewer" if fit else "this network does not fit even as a single copy")
-        )
+    need = _check_memory(graph, copies, N, per_synapse, memory_limit)
     record = graph.recording(record)
     T = graph.T
     w_out = graph.windows[graph.output.name]
@@ -428,7 +413,7 @@ def simulate(
             t0 = time.perf_counter()
             done = bar.n
             if target in STANDALONE_TARGETS:  # compiled and executed here; reports are C++ text only
-                with _measured_program(target) as usage_file:
+                with _measured_program(target) as measured:
                     built.net.run(steps * dt, namespace={})
             else:
                 built.net.run(
@@ -441,13 +426,41 @@ def simulate(
             elapsed = time.perf_counter() - t0
             if target in STANDALONE_TARGETS and getattr(b2.get_device(), "_last_run_time", None) is not None:
                 # code generation, compilation and the program all happen inside run()
-                _standalone_timings(timings, memory, elapsed, usage_file)
+                _standalone_timings(timings, memory, elapsed, measured)
             else:
                 timings["run"] += elapsed
             o, c, tm = _collect(graph, built, e - s, slots, dt, record)
             outputs.append(o), counts.append(c), times.append(tm)
     bar.close()
     return _result(graph, outputs, counts, times, timings, memory)
+
+
+def _copies(graph: Graph, n_inputs: int, copies: int | None) -> int:
+    """The number of network copies for ``n_inputs`` inputs: ``copies`` checked, or the default
+    (``DEFAULT_COPIES``, fewer when they would exceed ``DEFAULT_SYNAPSE_BUDGET`` synapses);
+    never more than ``n_inputs``."""
+    if copies is None:
+        per_copy = max(synapses_per_copy(graph), 1)
+        copies = int(max(1, min(n_inputs, DEFAULT_COPIES, DEFAULT_SYNAPSE_BUDGET // per_copy)))
+    if not isinstance(copies, (int, np.integer)) or copies < 1:
+        raise ValueError(f"copies must be a positive integer (got {copies!r})")
+    return int(min(copies, n_inputs))
+
+
+def _check_memory(graph: Graph, copies: int, n_inputs: int, per_synapse: int, memory_limit: int | None) -> int:
+    """Refuse with :class:`BuildTooLarge` a build estimated above ``memory_limit`` (default: 80%
+    of the memory available now); returns the estimate."""
+    limit = memory_limit if memory_limit is not None else int(0.8 * psutil.virtual_memory().available)
+    need = estimate_memory(graph, copies, n_inputs, per_synapse)
+    if need > limit:
+        fit = max(0, int(copies * limit / need))
+        raise BuildTooLarge(
+            f"a Brian2 build with {copies} network copies needs about {need / 2**30:.2f} GiB "
+            f"({copies * synapses_per_copy(graph):,} synapses x {per_synapse} B, plus neurons and inputs), "
+            f"but only {limit / 2**30:.2f} GiB may be used; "
+            + (f"use copies={fit} or fewer" if fit else "this network does not fit even as a single copy")
+        )
+    return need
 
 
 def _result(graph: Graph, outputs: list, counts: list, times: list, timings: dict, memory: dict) -> SimulationResult:
@@ -468,22 +481,21 @@ def _result(graph: Graph, outputs: list, counts: list, times: list, timings: dic
 @contextlib.contextmanager
 def _measured_program(target: str):
     """Run the standalone program through :mod:`._program` (wall time and peak memory written
-    to a JSON file in the project directory); yields that file's path, ``None`` where the
-    program cannot be wrapped (cuda_standalone, Windows)."""
+    to a JSON file in the project directory); yields whether it is wrapped (not for
+    cuda_standalone, nor on Windows)."""
     if target != "cpp_standalone" or os.name == "nt":
-        yield None
+        yield False
         return
     prefs = b2.prefs.devices.cpp_standalone
     old = prefs.run_cmd_unix
-    name = "program_usage.json"
-    prefs.run_cmd_unix = [sys.executable, "-m", "scttfs_brian._program", name, *([old] if isinstance(old, str) else old)]
+    prefs.run_cmd_unix = _program.command([old] if isinstance(old, str) else old)
     try:
-        yield name
+        yield True
     finally:
         prefs.run_cmd_unix = old
 
 
-def _standalone_timings(timings: dict, memory: dict, elapsed: float, usage_file: str | None) -> None:
+def _standalone_timings(timings: dict, memory: dict, elapsed: float, measured: bool) -> None:
     """Split the wall time of a standalone ``run()`` into code generation, compilation, the
     program's setup (loading arrays, creating synapses) and its simulation loop."""
     device = b2.get_device()
@@ -494,11 +506,9 @@ def _standalone_timings(timings: dict, memory: dict, elapsed: float, usage_file:
     timings["compile"] = timings.get("compile", 0.0) + make
     timings["codegen"] = timings.get("codegen", 0.0) + max(0.0, elapsed - make - program)
     timings["setup"] = timings.get("setup", 0.0) + max(0.0, program - run)
-    if usage_file is not None:
-        path = os.path.join(device.project_dir, usage_file)
-        if os.path.exists(path):
-            with open(path) as f:
-                memory["program_peak_rss_bytes"] = int(json.load(f)["peak_rss_bytes"])
+    usage = _program.read_usage(device.project_dir) if measured else None
+    if usage is not None:
+        memory["program_peak_rss_bytes"] = int(usage["peak_rss_bytes"])
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -524,10 +534,10 @@ class StandaloneProgram:
     """
 
     def __init__(self, graph: Graph, batch_size: int, copies: int, dt, directory: str, keep: bool,
-                 files: dict, table_shape: tuple, timings: dict):
+                 files: dict, slots: int, timings: dict):
         self.graph, self.batch_size, self.copies, self.dt = graph, batch_size, copies, dt
         self.directory, self._keep, self._files = directory, keep, files
-        self._table_shape = table_shape
+        self._slots = slots  # input windows per copy in every run (the program's fixed table)
         self.build_timings = timings
         self.runs = 0
 
@@ -558,7 +568,6 @@ class StandaloneProgram:
         for name in record:
             if name not in self._files["monitors"]:
                 raise ValueError(f"population {name!r} has no monitor in this program")
-        slots = self._table_shape[0] - 1
         outputs, counts, times = [], [], []
         timings = {"setup": 0.0, "run": 0.0}
         memory: dict = {}
@@ -566,7 +575,7 @@ class StandaloneProgram:
         bar = _progress(len(batches), progress and len(batches) > 1, "Brian2 cpp_standalone program runs")
         for s in batches:
             xb = x[s : s + self.batch_size]
-            table = _input_table(graph, xb, self.copies, slots)
+            table = _input_table(graph, xb, self.copies, self._slots)
             program_s, run_s, peak = self._run(table)
             timings["run"] += run_s
             timings["setup"] += max(0.0, program_s - run_s)
@@ -583,8 +592,7 @@ class StandaloneProgram:
 
         path = os.path.join("static_arrays", "scttfs_batch_input.dat")
         np.ascontiguousarray(table, dtype=np.float64).tofile(os.path.join(self.directory, path))
-        usage = "program_usage.json"
-        cmd = [sys.executable, "-m", "scttfs_brian._program", usage, "./main", f"{self._files['input']}.values={path}"]
+        cmd = _program.command(["./main", f"{self._files['input']}.values={path}"])
         done = subprocess.run(cmd, cwd=self.directory, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(
@@ -592,8 +600,7 @@ class StandaloneProgram:
                 + (done.stdout + done.stderr)[-2000:]
             )
         self.runs += 1
-        with open(os.path.join(self.directory, usage)) as f:
-            u = json.load(f)
+        u = _program.read_usage(self.directory)
         with open(os.path.join(self.directory, "results", "last_run_info.txt")) as f:
             run_s = float(f.read().split()[0])
         return float(u["wall_s"]), run_s, int(u["peak_rss_bytes"])
@@ -638,17 +645,8 @@ def compile_program(
     generated = connectivity == "generated"
     if generated and not shared_weights:
         raise ValueError("connectivity='generated' needs shared_weights=True")
-    per_copy = max(synapses_per_copy(graph), 1)
-    if copies is None:
-        copies = int(max(1, min(batch_size, DEFAULT_COPIES, DEFAULT_SYNAPSE_BUDGET // per_copy)))
-    copies = int(min(copies, batch_size))
-    limit = memory_limit if memory_limit is not None else int(0.8 * psutil.virtual_memory().available)
-    need = estimate_memory(graph, copies, batch_size, GENERATED_BYTES_PER_SYNAPSE if generated else BYTES_PER_SYNAPSE)
-    if need > limit:
-        raise BuildTooLarge(
-            f"the program with {copies} network copies needs about {need / 2**30:.2f} GiB, "
-            f"but only {limit / 2**30:.2f} GiB may be used; use fewer copies"
-        )
+    copies = _copies(graph, batch_size, copies)
+    _check_memory(graph, copies, batch_size, GENERATED_BYTES_PER_SYNAPSE if generated else BYTES_PER_SYNAPSE, memory_limit)
     import tempfile
 
     keep = directory is not None
@@ -662,9 +660,9 @@ def compile_program(
     t0 = time.perf_counter()
     with standalone_device("cpp_standalone", directory, build_on_run=False) as built_in:
         built = _build(graph, copies, dt, shared_weights, generated)
-        n_cols = copies * (int(np.prod(graph.input_shape)) if graph.input_code is not None else built.input_size)
-        table_shape = (slots + 1, n_cols)
-        built.input_group.namespace["I_in"] = b2.TimedArray(np.zeros(table_shape), dt=T * dt, name="I_in")
+        # a placeholder of every batch's table shape (the values are replaced at each run)
+        empty = np.zeros_like(_input_table(graph, np.zeros((1,) + graph.input_shape), copies, slots))
+        built.input_group.namespace["I_in"] = b2.TimedArray(empty, dt=T * dt, name="I_in")
         built.net.run(steps * dt, namespace={})
         timings["build"] = time.perf_counter() - t0
         device = b2.get_device()
@@ -681,4 +679,4 @@ def compile_program(
                 for m in (mons.spikes, mons.calibrations)
             ]
         files["output"] = entry(built.out_monitor.variables["v"])
-    return StandaloneProgram(graph, int(batch_size), copies, dt, directory, keep, files, table_shape, timings)
+    return StandaloneProgram(graph, int(batch_size), copies, dt, directory, keep, files, slots, timings)

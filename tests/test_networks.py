@@ -393,5 +393,5 @@ def test_compile_program_checks_its_arguments():
         compile_program(snn.graph, 0)
     with pytest.raises(ValueError, match="connectivity must be 'arrays' or 'generated'"):
         compile_program(snn.graph, 4, connectivity="auto")
-    with pytest.raises(BuildTooLarge, match="use fewer copies"):
+    with pytest.raises(BuildTooLarge, match="does not fit even as a single copy"):
         compile_program(snn.graph, 4, memory_limit=1)
