@@ -279,6 +279,14 @@ def _codes_from_json(obj: dict) -> dict:
     return out
 
 
+def _resume_state(run: Run, ckpt: str, what: str) -> dict | None:
+    """The training state saved in ``ckpt`` when resuming (logged), else ``None``."""
+    state = run.load_torch(ckpt) if run.resume and run.path(ckpt).exists() else None
+    if state is not None:
+        run.log(f"  resuming {what} after epoch {int(state['epoch'])}")
+    return state
+
+
 def _train_stage(run: Run, cfg: dict, ds, *, stage: str = "ann") -> Any:
     """Train the ANN (checkpoint every epoch, resume from the last) -> ``ann.pt``; return the model."""
     from .importer import load_state_dict
@@ -288,9 +296,7 @@ def _train_stage(run: Run, cfg: dict, ds, *, stage: str = "ann") -> Any:
     ckpt = "checkpoints/ann_train.pt"
 
     def train() -> None:
-        resume_from = run.load_torch(ckpt) if run.resume and run.path(ckpt).exists() else None
-        if resume_from is not None:
-            run.log(f"  resuming ANN training after epoch {int(resume_from['epoch'])}")
+        resume_from = _resume_state(run, ckpt, "ANN training")
         history = train_ann(
             model,
             ds,
@@ -323,9 +329,7 @@ def _fine_tune_stage(run: Run, ann, codes: dict, ds, cfg: dict, label: str):
     ckpt = f"checkpoints/fine_tune-{label}.pt"
 
     def train() -> None:
-        resume_from = run.load_torch(ckpt) if run.resume and run.path(ckpt).exists() else None
-        if resume_from is not None:
-            run.log(f"  resuming fine-tuning after epoch {int(resume_from['epoch'])}")
+        resume_from = _resume_state(run, ckpt, "fine-tuning")
         history = fine_tune(
             twin,
             ds,
