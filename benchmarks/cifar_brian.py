@@ -36,11 +36,10 @@ def _rss_mib() -> float:
 
 def measure(model_name: str, images: int, copies: int, shared: bool, T: int, target: str, queue) -> None:
     import numpy as np
-    import psutil
     import torch
 
     from scttfs_brian import convert
-    from scttfs_brian.brian import BYTES_PER_SYNAPSE, estimate_memory, simulate, synapses_per_copy
+    from scttfs_brian.brian import BuildTooLarge, simulate, synapses_per_copy
     from scttfs_brian.models import build_model, randomize_batchnorm
 
     torch.manual_seed(0)
@@ -53,15 +52,12 @@ def measure(model_name: str, images: int, copies: int, shared: bool, T: int, tar
     n_syn = synapses_per_copy(snn.graph) * copies
     x = torch.rand(images, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     rss0 = _rss_mib()
-    if target == "numpy":
-        need = estimate_memory(snn.graph, copies, images)
-        limit = int(0.8 * psutil.virtual_memory().available)
-        if need > limit:  # what simulate() would refuse up front, recorded instead of attempted
-            queue.put(dict(model=model_name, T=T, images=images, copies=copies, shared_weights=shared,
-                           target=target, synapses=n_syn, refused=f"needs ~{need / 2**30:.1f} GiB by the estimate "
-                           f"({BYTES_PER_SYNAPSE} B/synapse), {limit / 2**30:.1f} GiB may be used"))
-            return
-    res = simulate(snn.graph, x, copies=copies, shared_weights=shared, target=target, record=True, progress=False)
+    try:
+        res = simulate(snn.graph, x, copies=copies, shared_weights=shared, target=target, record=True, progress=False)
+    except BuildTooLarge as err:  # refused up front by the memory estimate: recorded, not attempted
+        queue.put(dict(model=model_name, T=T, images=images, copies=copies, shared_weights=shared,
+                       target=target, synapses=n_syn, refused=str(err)))
+        return
     peak = peak_rss_mib()
     program = res.memory.get("program_peak_rss_bytes")
     twin = snn.simulate(x, backend="torch", record=True)
@@ -143,6 +139,8 @@ def main(argv=None) -> int:
         rows.append(r)
         print(key, r, flush=True)
         write_json_atomic(args.out + ".json", {"machine": machine(), "rows": rows})
+    # again at the end: rows kept from earlier runs after the last measured one are in it too
+    write_json_atomic(args.out + ".json", {"machine": machine(), "rows": rows})
     md = [
         "# CIFAR-sized networks in Brian2",
         "",
@@ -155,8 +153,8 @@ def main(argv=None) -> int:
         "* **runtime (numpy)**: synapses connected from index arrays; `shared` stores each projection's",
         "  distinct weights once and indexes them (linked variable). Bytes per synapse = resident memory",
         "  added between the start of the build and the end of the run, divided by the synapses (an upper",
-        "  bound: it includes neurons, monitors and the run's temporaries). A row the memory estimate",
-        "  (`brian.estimate_memory`) refuses is shown as refused, as `simulate` would refuse it.",
+        "  bound: it includes neurons, monitors and the run's temporaries). A row `simulate` refuses up",
+        "  front (`BuildTooLarge`, from the memory estimate `brian.estimate_memory`) shows its message.",
         "* **cpp_standalone (generated)**: `simulate(..., target='cpp_standalone')`, whose default",
         "  `connectivity='generated'` connects every convolution (pooling folded in) and dense",
         "  projection by Brian2's generated code (`connect(j='... for k in range(...) if ...')`) and sets",
