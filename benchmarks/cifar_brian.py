@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         "  projection by Brian2's generated code (`connect(j='... for k in range(...) if ...')`) and sets",
         "  each synapse's kernel index by an expression of `i` and `j`, so no index array exists in Python",
         "  or in the program. Bytes per synapse = the compiled program's peak resident memory (measured by",
-        "  `scttfs_brian._program`, the run command) divided by the synapses: everything the program holds",
+        "  `scttfs_brian.brian.usage`, the run command) divided by the synapses: everything the program holds",
         "  (synapse arrays, spike queues of both pathways, neurons, monitors) is counted. `setup` is the",
         "  program's time before its simulation loop (creating the synapses); `s / image` is the loop only.",
         "  The `index arrays` row is the same program with `shared_weights=False` (one float64 weight per",

@@ -13,7 +13,7 @@ T-step stepwise loop (the library's path before the codebook lookup, still its f
 ratio is what to compare; absolute times move with the machine's load (reported).
 
 The twin's spiking layers use the codebook lookup of ``coding.py``: the code's spike times are a
-monotone step function of the potential, so ``_CodeBase.boundaries`` (derived once per code and
+monotone step function of the potential, so ``CodeBase.boundaries`` (derived once per code and
 dtype by bisection over every float, the stepwise rule deciding) turn the T-step loop into "how
 many boundaries are <= v" and per-word tables. Eager that is one ``torch.bucketize`` and gathers;
 ``compiled=True`` fuses the bias add, one comparison per boundary, the gathers and the spike
@@ -104,8 +104,10 @@ def _same(a, b) -> bool:
 def measure(name: str, batch: int, repeat: int, threads: int, queue) -> None:
     import torch
 
-    from scttfs_brian import PRESETS, SCTTFSCode, coding, convert, functional
-    from scttfs_brian.coding import _CodeBase
+    from scttfs_brian import PRESETS, SCTTFSCode, convert
+    from scttfs_brian.coding import CodeBase
+    from scttfs_brian.coding import codes as coding
+    from scttfs_brian.torch import executor as functional
 
     torch.set_num_threads(threads)
     load_start = _load()
@@ -139,12 +141,12 @@ def measure(name: str, batch: int, repeat: int, threads: int, queue) -> None:
 
     def loop(dtype):  # the T-step loop: the codebook lookup switched off for the call
         def fn(record):
-            saved = _CodeBase._lookup_tables
-            _CodeBase._lookup_tables = lambda self, dtype, device: None
+            saved = CodeBase._lookup_tables
+            CodeBase._lookup_tables = lambda self, dtype, device: None
             try:
                 return functional.run(graph, x, record=record, dtype=dtype)
             finally:
-                _CodeBase._lookup_tables = saved
+                CodeBase._lookup_tables = saved
 
         return fn
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from scttfs_brian import PRESETS, SCTTFSCode, TTFSCode
-from scttfs_brian.plotting import plot_response, save_figure
+from scttfs_brian.brian.plotting import plot_response, save_figure
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -3,10 +3,10 @@
 The paper's Fig. 2(b) sketches the membrane potential of an SC-TTFS neuron against its encoding
 and calibration thresholds, with the encoding and calibration spikes, and the pipelining of a
 decoding phase and an encoding phase. Here the same picture comes from a Brian2 simulation of a
-tiny two-layer network built with :mod:`scttfs_brian.neurons` (CIFAR10 kernels of Table 1, T = 6):
+tiny two-layer network built with :mod:`scttfs_brian.brian.neurons` (CIFAR10 kernels of Table 1, T = 6):
 
 * four presynaptic SC-TTFS neurons hold given values and encode them in window 0
-  (steps 0-5); :func:`~scttfs_brian.neurons.layer_synapses` connect them to
+  (steps 0-5); :func:`~scttfs_brian.brian.neurons.layer_synapses` connect them to
 * three postsynaptic SC-TTFS neurons that decode those spikes into ``v_next`` during window 0
   (eqs. 16-17: ``w * theta_e(t_e)`` and ``w * theta_c(t_c)`` per spike) and encode the result in
   window 1 (steps 6-11).
@@ -17,7 +17,7 @@ encoding, ``x`` calibration); (c) the postsynaptic decoding accumulator ``v_next
 and the potential ``v`` it hands to the encoding window 1; (d) decoded values against the true
 (analog) potentials, with the response ``code.quantize`` of the code.
 
-Recording times (see the scheduling table in :mod:`scttfs_brian.neurons`): ``v`` is recorded
+Recording times (see the scheduling table in :mod:`scttfs_brian.brian.neurons`): ``v`` is recorded
 with ``when="thresholds", order=-1``, i.e. after the window boundary and threshold lookup at
 ``start`` and before the encoding check, so the value drawn over step ``t`` is exactly the one
 compared with theta_e(t) (a calibration at the same step sees it minus theta_e(t));
@@ -41,9 +41,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from scttfs_brian import PRESETS, SCTTFSCode
-from scttfs_brian.neurons import LayerMonitors, layer_synapses, spike_steps, spiking_layer
-from scttfs_brian.plotting import plot_membrane, plot_raster, plot_response, save_figure
-from scttfs_brian.targets import use_target
+from scttfs_brian.brian.neurons import LayerMonitors, layer_synapses, spike_steps, spiking_layer
+from scttfs_brian.brian.plotting import plot_membrane, plot_raster, plot_response, save_figure
+from scttfs_brian.brian.targets import use_target
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from scttfs_brian.analysis import PLATFORMS, load_method_results, method_energy_table
-from scttfs_brian.plotting import save_figure
+from scttfs_brian.brian.plotting import save_figure
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"

@@ -321,7 +321,7 @@ class ErrorSweep:
 
 
 def _default_codes() -> dict[str, Callable[[int], SCTTFSCode | TTFSCode]]:
-    from . import PRESETS
+    from .coding import PRESETS
 
     enc, cal = PRESETS["cifar10"]
     return {"TTFS": lambda T: TTFSCode(T, enc), "SC-TTFS": lambda T: SCTTFSCode(T, enc, cal)}
@@ -447,7 +447,7 @@ def capacity_table(
     ``kernels`` maps a name to ``(encode, calibrate)``; the default is Table 1 (``PRESETS``).
     """
     if kernels is None:
-        from . import PRESETS
+        from .coding import PRESETS
 
         kernels = PRESETS
     cols = ["T", "N(T) paper", "TTFS T"]

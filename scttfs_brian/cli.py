@@ -289,7 +289,7 @@ def _resume_state(run: Run, ckpt: str, what: str) -> dict | None:
 
 def _train_stage(run: Run, cfg: dict, ds, *, stage: str = "ann") -> Any:
     """Train the ANN (checkpoint every epoch, resume from the last) -> ``ann.pt``; return the model."""
-    from .importer import load_state_dict
+    from .conversion import load_state_dict
     from .training import evaluate, train_ann
 
     model = build_ann(cfg["model"], ds.num_classes, cfg["model_kwargs"], cfg["seed"], ds.input_shape[0])
@@ -541,7 +541,7 @@ def figure_raster(run: Run, snn, res, image: int, title: str, figure: str = "ras
     from matplotlib.ticker import MaxNLocator
 
     try:
-        from .plotting import CALIBRATION_STYLE, ENCODING_STYLE
+        from .brian.plotting import CALIBRATION_STYLE, ENCODING_STYLE
     except ImportError:  # plotting.py is optional here
         ENCODING_STYLE = {"marker": "|", "color": "k", "linestyle": "none"}
         CALIBRATION_STYLE = {"marker": "x", "color": "C3", "linestyle": "none"}
@@ -645,7 +645,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     import numpy as np
 
-    from .importer import ann_activations, code_from_activations, convert
+    from .conversion import ann_activations, code_from_activations, convert
     from .network import SpikingNetwork
     from .training import evaluate, export
 
@@ -976,7 +976,7 @@ def _trained_run(args: argparse.Namespace, command: str):
     tcfg = json.loads(cfg_path.read_text())["train"]
     ds = load_dataset(tcfg["dataset"], args.data_root or tcfg.get("data_root"))
     run = Run(run_dir, resume=args.resume, progress=not args.no_progress, command=command)
-    from .importer import load_state_dict
+    from .conversion import load_state_dict
 
     model = build_ann(tcfg["model"], ds.num_classes, tcfg["model_kwargs"], tcfg["seed"], ds.input_shape[0])
     load_state_dict(model, run_dir / "ann.pt").eval()
@@ -1002,7 +1002,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     }
     run.store_config(cfg)
     _set_threads(args.threads)
-    from .importer import convert
+    from .conversion import convert
     from .training import export, init_codes
 
     kinds = KINDS if args.kind == "both" else (args.kind,)

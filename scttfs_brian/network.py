@@ -21,8 +21,8 @@ class SpikingNetwork:
         self.graph = graph
 
     def functional(self, x: Any, **kwargs):
-        """Run the torch twin: see :func:`scttfs_brian.functional.run`."""
-        from .functional import run
+        """Run the torch twin: see :func:`scttfs_brian.torch.run`."""
+        from .torch import run
 
         return run(self.graph, x, **kwargs)
 
@@ -35,7 +35,7 @@ class SpikingNetwork:
 
             return simulate(self.graph, x, **kwargs)
         if backend == "torch":
-            from .functional import simulate
+            from .torch import simulate
 
             return simulate(self.graph, x, **kwargs)
         raise ValueError(f"backend must be 'brian2' or 'torch' (got {backend!r})")

@@ -10,7 +10,7 @@ from brian2.codegen.templates import LazyTemplateLoader, Templater
 from brian2.devices.device import all_devices
 from torch import nn
 
-from scttfs_brian import cuda
+from scttfs_brian.brian import cuda
 
 GCC = "codegen.cpp.extra_compile_args_gcc"
 AVAILABLE, REASON = cuda.cuda_available()
@@ -157,8 +157,8 @@ def _tiny_network():
 def _cuda_standalone_equals_numpy(monkeypatch, directory):
     """Simulate the tiny network with target 'cuda_standalone' (build in ``directory``) and with
     numpy; the spike counts must be equal and the CPU flags restored afterwards."""
-    import scttfs_brian.brian as brian
-    from scttfs_brian import targets
+    from scttfs_brian.brian import runner as brian
+    from scttfs_brian.brian import targets
 
     if "cuda_standalone" not in targets.TARGETS:
         # until targets.py routes 'cuda_standalone' to cuda.use_cuda_standalone, do it here

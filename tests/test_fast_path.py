@@ -9,8 +9,10 @@ import torch
 from conftest import KERNEL_PAIRS, WINDOWS, sc_code, ttfs_code
 from torch import nn
 
-from scttfs_brian import SCTTFSCode, ThresholdKernel, TTFSCode, convert, functional
-from scttfs_brian.coding import _neighbours, _stepwise_torch, spike_boundaries, stepwise_spike_times
+from scttfs_brian import SCTTFSCode, ThresholdKernel, TTFSCode, convert
+from scttfs_brian.coding import spike_boundaries, stepwise_spike_times
+from scttfs_brian.coding.codes import _neighbours, _stepwise_torch
+from scttfs_brian.torch import executor as functional
 
 DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 N_RANDOM = 100_000

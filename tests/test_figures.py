@@ -94,8 +94,8 @@ def test_plot_functions_take_axes_none_and_return_axes():
     import matplotlib.pyplot as plt
 
     from scttfs_brian import PRESETS, SCTTFSCode
-    from scttfs_brian.neurons import encode_layer
-    from scttfs_brian.plotting import plot_membrane, plot_raster, plot_response
+    from scttfs_brian.brian.neurons import encode_layer
+    from scttfs_brian.brian.plotting import plot_membrane, plot_raster, plot_response
 
     code = SCTTFSCode(4, *PRESETS["cifar10"])
     try:

@@ -10,14 +10,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from scttfs_brian import PRESETS, SCTTFSCode, ThresholdKernel, TTFSCode
-from scttfs_brian.graph import AvgPool2d, Conv2d, Dense, Flatten, Projection
-from scttfs_brian.importer import (
-    _quantize_tables,
+from scttfs_brian.conversion import (
     ann_activations,
     code_from_activations,
     convert,
     load_state_dict,
 )
+from scttfs_brian.conversion.importer import _quantize_tables
+from scttfs_brian.graph import AvgPool2d, Conv2d, Dense, Flatten, Projection
 from scttfs_brian.network import SpikingNetwork
 
 CODE = SCTTFSCode(4, *PRESETS["cifar10"])

@@ -238,8 +238,8 @@ def test_generated_connectivity_equals_index_arrays(name):
     arrays' synapses, with the same weights, in every copy."""
     import brian2 as b2
 
-    from scttfs_brian.brian import _build
-    from scttfs_brian.targets import use_target
+    from scttfs_brian.brian.runner import _build
+    from scttfs_brian.brian.targets import use_target
 
     _, snn = _convert(name)
     with use_target("numpy"):
@@ -298,7 +298,7 @@ def test_program_wrapper_records_time_memory_and_exit_status(tmp_path):
     import sys
 
     out = tmp_path / "usage.json"
-    cmd = [sys.executable, "-m", "scttfs_brian._program", str(out), sys.executable, "-c",
+    cmd = [sys.executable, "-m", "scttfs_brian.brian.usage", str(out), sys.executable, "-c",
            "import sys; b = bytearray(64 * 2**20); sys.exit(3)"]  # fmt: skip
     assert subprocess.call(cmd) == 3
     usage = json.loads(out.read_text())
@@ -310,7 +310,7 @@ def test_standalone_builds_bound_make_parallelism():
     """A bare ``-j`` (Brian2's default) would start one compiler per code object at once."""
     import os
 
-    from scttfs_brian.targets import make_args
+    from scttfs_brian.brian.targets import make_args
 
     assert make_args(["-j"]) == ["-j", str(os.cpu_count())]
     assert make_args(["-j", "3"]) == ["-j", "3"]
@@ -327,7 +327,7 @@ def test_spike_queue_lists_are_reserved_exactly_in_standalone_projects(tmp_path)
 
     from brian2.synapses.synapses import Synapses
 
-    from scttfs_brian.targets import _reserve_spike_queues, reserve_spike_queue_source
+    from scttfs_brian.brian.targets import _reserve_spike_queues, reserve_spike_queue_source
 
     with open(os.path.join(os.path.dirname(inspect.getsourcefile(Synapses)), "cspikequeue.cpp")) as f:
         source = f.read()

@@ -6,7 +6,7 @@ import pytest
 from conftest import KERNEL_PAIRS, WINDOWS, probe_potentials, sc_code, ttfs_code
 
 from scttfs_brian import PRESETS, SCTTFSCode
-from scttfs_brian.neurons import (
+from scttfs_brian.brian.neurons import (
     LayerMonitors,
     encode_layer,
     integrating_layer,

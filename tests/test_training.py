@@ -10,9 +10,9 @@ from torch import nn
 
 from scttfs_brian import data
 from scttfs_brian.coding import SCTTFSCode, ThresholdKernel
-from scttfs_brian.functional import SpikingActivation
-from scttfs_brian.importer import convert
+from scttfs_brian.conversion import convert
 from scttfs_brian.models import DigitsCNN
+from scttfs_brian.torch import SpikingActivation
 from scttfs_brian.training import (
     KERNEL_MIN,
     evaluate,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .coding import SCTTFSCode, ThresholdKernel, TTFSCode
+from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode
 
 __all__ = [
     "Dense",

@@ -56,9 +56,9 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .coding import SCTTFSCode, ThresholdKernel, TTFSCode
-from .graph import INPUT, AvgPool2d, Conv2d, Dense, Flatten, Graph, Layer, Projection
-from .network import SpikingNetwork
+from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode
+from ..graph import INPUT, AvgPool2d, Conv2d, Dense, Flatten, Graph, Layer, Projection
+from ..network import SpikingNetwork
 
 __all__ = ["convert", "load_state_dict", "code_from_activations", "ann_activations", "OUTPUT"]
 

@@ -41,7 +41,7 @@ from typing import Any
 import brian2 as b2
 import numpy as np
 
-from .coding import NO_SPIKE, SCTTFSCode, TTFSCode, _as_potentials, _CodeBase
+from ..coding import NO_SPIKE, CodeBase, SCTTFSCode, TTFSCode, as_potentials
 from .targets import use_target
 
 __all__ = [
@@ -67,7 +67,7 @@ def _dim(unit: Any) -> str:
     return b2.get_unit(unit.dim).name
 
 
-def _check_code(code: Any) -> _CodeBase:
+def _check_code(code: Any) -> CodeBase:
     if not isinstance(code, (SCTTFSCode, TTFSCode)):
         raise TypeError(f"code must be an SCTTFSCode or a TTFSCode (got {type(code).__name__})")
     return code
@@ -256,7 +256,7 @@ def encode_layer(
     ``target`` is ``"numpy"`` (default), ``"cython"`` or ``"cpp_standalone"``.
     """
     code = _check_code(code)
-    arr = np.asarray(_as_potentials(v), dtype=np.float64)
+    arr = np.asarray(as_potentials(v), dtype=np.float64)
     shape = arr.shape
     flat = arr.reshape(-1)
     if flat.size == 0:

@@ -1,6 +1,6 @@
 """Run a compiled standalone program and record its wall time and peak resident memory.
 
-Used as Brian2's run command for ``cpp_standalone`` builds (``python -m scttfs_brian._program
+Used as Brian2's run command for ``cpp_standalone`` builds (``python -m scttfs_brian.brian.usage
 OUT.json ./main``): the JSON file gets ``{"wall_s": ..., "peak_rss_bytes": ...}`` of the
 program, and the program's exit status is passed on.
 """
@@ -20,7 +20,7 @@ USAGE_FILE = "program_usage.json"
 
 def command(program: list[str]) -> list[str]:
     """``program`` (e.g. ``["./main", ...]``) run through this wrapper."""
-    return [sys.executable, "-m", "scttfs_brian._program", USAGE_FILE, *program]
+    return [sys.executable, "-m", "scttfs_brian.brian.usage", USAGE_FILE, *program]
 
 
 def read_usage(directory: str) -> dict | None:
@@ -34,7 +34,7 @@ def read_usage(directory: str) -> dict | None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print("usage: python -m scttfs_brian._program OUT.json PROGRAM [ARGS...]", file=sys.stderr)
+        print("usage: python -m scttfs_brian.brian.usage OUT.json PROGRAM [ARGS...]", file=sys.stderr)
         return 2
     out, cmd = argv[0], argv[1:]
     t0 = time.perf_counter()

@@ -27,11 +27,11 @@ import brian2 as b2
 import numpy as np
 import psutil
 
-from . import _program
-from .coding import _as_potentials
-from .graph import INPUT, Graph
+from ..coding import as_potentials
+from ..graph import INPUT, Graph
+from ..results import SimulationResult
+from . import usage as _program
 from .neurons import LayerMonitors, integrating_layer, layer_synapses, spike_steps, spiking_layer
-from .results import SimulationResult
 from .targets import STANDALONE_TARGETS, check_target, use_target
 
 __all__ = ["simulate", "compile_program", "StandaloneProgram", "estimate_memory", "BuildTooLarge", "BYTES_PER_SYNAPSE", "GENERATED_BYTES_PER_SYNAPSE"]
@@ -103,7 +103,7 @@ def _check_inputs(graph: Graph, x: Any) -> np.ndarray:
             x = x.detach().cpu().double().numpy()
     except ImportError:  # pragma: no cover
         pass
-    x = np.asarray(_as_potentials(x, "x"), dtype=np.float64)
+    x = np.asarray(as_potentials(x, "x"), dtype=np.float64)
     if x.shape[1:] != graph.input_shape:
         raise ValueError(
             f"x must have shape (n_inputs, {', '.join(map(str, graph.input_shape))}) (got {x.shape}); "
@@ -322,7 +322,7 @@ def simulate(
     target : str
         ``"numpy"`` (default), ``"cython"``, ``"cpp_standalone"`` (one program, all inputs
         in one run) or ``"cuda_standalone"`` (the same on a GPU through brian2cuda, see
-        :mod:`scttfs_brian.cuda`).
+        :mod:`scttfs_brian.brian.cuda`).
     dt : Quantity
         Time step (default 1 ms).
     record : sequence of str, dict or True

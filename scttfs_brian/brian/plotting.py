@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .coding import SCTTFSCode, TTFSCode
+from ..coding import SCTTFSCode, TTFSCode
 
 __all__ = [
     "plot_raster",
@@ -85,7 +85,7 @@ def plot_raster(
     spike_monitor : brian2.SpikeMonitor
         Encoding spikes (the group's ``spike`` event).
     calibration_monitor : brian2.EventMonitor, optional
-        Calibration spikes (the ``calibration`` event, see :class:`scttfs_brian.neurons.LayerMonitors`).
+        Calibration spikes (the ``calibration`` event, see :class:`scttfs_brian.brian.neurons.LayerMonitors`).
     axes : matplotlib.axes.Axes, optional
     offset : int
         Added to neuron indices (to stack several layers on one axes).

@@ -21,7 +21,7 @@ one spike and no calibration.
 
 The threshold values are computed once per code as a float64 lookup table
 (:meth:`ThresholdKernel.table`), the lookup table the paper suggests for hardware (section 3.3).
-Every engine (numpy and torch here, Brian2 in :mod:`scttfs_brian.neurons`) reads that same table,
+Every engine (numpy and torch here, Brian2 in :mod:`scttfs_brian.brian.neurons`) reads that same table,
 which is what makes them agree spike for spike. Decisions are made in the dtype of the
 potentials (float64 or float32), the table being cast to it.
 
@@ -51,6 +51,9 @@ __all__ = [
     "Boundaries",
     "spike_boundaries",
     "compiled_lookup",
+    "PRESETS",
+    "as_potentials",
+    "CodeBase",
 ]
 
 #: Spike time meaning "no spike in this window" (the paper's ``t = inf``).
@@ -139,7 +142,7 @@ def torch_table(table: np.ndarray, dtype, device):
     return torch.from_numpy(np.array(table, dtype=np.float64)).to(device=device, dtype=dtype)
 
 
-def _as_potentials(v: Any, name: str = "v") -> Any:
+def as_potentials(v: Any, name: str = "v") -> Any:
     """Validate potentials: numpy/torch float32/float64 (ints and lists are converted to float64)."""
     if _is_torch(v):
         torch = _torch_module()
@@ -180,7 +183,7 @@ def _stepwise_torch(v, tab_e, tab_c, dec_e, dec_c):
     ``tab_e``/``tab_c``: thresholds in ``v``'s dtype (``tab_c=None``: TTFS). Returns ``t_enc``,
     ``t_cal`` as tensors of ``v``'s dtype (``-1`` = no spike) and, when the float64 decoding
     tables ``dec_e``/``dec_c`` are given, the decoded value ``dec_e[t_enc] + dec_c[t_cal]`` in
-    ``v``'s dtype (else ``None``), which is exactly :meth:`_CodeBase.decode` cast to ``v``'s dtype.
+    ``v``'s dtype (else ``None``), which is exactly :meth:`CodeBase.decode` cast to ``v``'s dtype.
     """
     torch = _torch_module()
     t_enc = torch.full_like(v, NO_SPIKE)
@@ -454,7 +457,7 @@ def _all_finite(v) -> bool:
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
-class _CodeBase:
+class CodeBase:
     """What SC-TTFS and TTFS share: the window, the tables, decoding and the codebook."""
 
     T: int
@@ -491,7 +494,7 @@ class _CodeBase:
         Returns int64 arrays (numpy in, numpy out; torch in, torch out) of ``v``'s shape with
         ``-1`` where the spike is absent. For TTFS, ``t_cal`` is all ``-1``.
         """
-        return stepwise_spike_times(_as_potentials(v), self.table_e, self.table_c)
+        return stepwise_spike_times(as_potentials(v), self.table_e, self.table_c)
 
     def encode_torch(self, v, *, compiled: bool = False, check: bool = True):
         """Spike times and decoded values of a torch tensor in one pass: the torch twin's path.
@@ -506,7 +509,7 @@ class _CodeBase:
         silent, +inf the largest word).
         """
         if check:
-            v = _as_potentials(v)
+            v = as_potentials(v)
             if not _is_torch(v):
                 raise TypeError(f"v must be a torch tensor for encode_torch (got {type(v).__name__})")
         v = v.detach()
@@ -674,7 +677,7 @@ class _CodeBase:
         """``decode(spike_times(v))``: the value a receiving neuron sees (the SNN's "activation").
 
         The result has ``v``'s dtype (float32 potentials give float32 values)."""
-        v = _as_potentials(v)
+        v = as_potentials(v)
         z = self.decode(*self.spike_times(v))
         if _is_torch(v):
             return z.to(v.dtype)
@@ -721,7 +724,7 @@ class _CodeBase:
         return f"{type(self).__name__}(T={self.T}, {kern}={self.encode}{cal})"
 
 
-class SCTTFSCode(_CodeBase):
+class SCTTFSCode(CodeBase):
     """Self-calibrating TTFS code: an encoding spike and at most one calibration spike
     per window of ``T`` steps (eqs. 9-17).
 
@@ -755,7 +758,7 @@ class SCTTFSCode(_CodeBase):
         return hash(("SCTTFSCode", self.T, self.encode, self.calibrate))
 
 
-class TTFSCode(_CodeBase):
+class TTFSCode(CodeBase):
     """Single-spike TTFS code (T2FSNN-style baseline): one spike at the first step with
     ``v >= theta(t)``, decoded as ``theta(t_enc)`` (eqs. 1-7 with the kernel of eq. 14)."""
 
@@ -780,6 +783,12 @@ class TTFSCode(_CodeBase):
         return hash(("TTFSCode", self.T, self.encode))
 
 
+#: Table 1 of the paper: kernel initializations for CIFAR10 and CIFAR100 (encode, calibrate).
+PRESETS = {
+    "cifar10": (ThresholdKernel(alpha=2.0, beta=-1.0, k=0.8), ThresholdKernel(alpha=1.0, beta=0.8, k=1.0)),
+    "cifar100": (ThresholdKernel(alpha=4.5, beta=-1.0, k=0.9), ThresholdKernel(alpha=2.0, beta=-0.5, k=1.0)),
+}
+
 #: Either code; every spiking layer carries one.
 Code = SCTTFSCode | TTFSCode
 
@@ -792,7 +801,7 @@ def closed_form_time(v: Any, kernel: ThresholdKernel, T: int) -> np.ndarray:
     ``v`` sits within rounding of a threshold, where the stepwise rule is the definition
     (SPEC section 1). The paper's stabilizer ``tau`` is not needed for ``v > 0``.
     """
-    v = np.asarray(_as_potentials(v), dtype=np.float64)
+    v = np.asarray(as_potentials(v), dtype=np.float64)
     T = _window(T)
     out = np.full(v.shape, NO_SPIKE, dtype=np.int64)
     pos = v > 0

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .coding import SCTTFSCode, ThresholdKernel, TTFSCode, stepwise_spike_times
-from .graph import INPUT, AvgPool2d, Conv2d, Dense, Flatten, Graph
-from .results import SimulationResult
+from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode, stepwise_spike_times
+from ..graph import INPUT, AvgPool2d, Conv2d, Dense, Flatten, Graph
+from ..results import SimulationResult
 
 __all__ = ["GraphModule", "FunctionalOutput", "run", "simulate", "SpikingActivation"]
 
@@ -63,7 +63,7 @@ class GraphModule(nn.Module):
         ``torch.float64`` (default; spike-exact against Brian2) or ``torch.float32`` (fast).
     compiled : bool
         Each spiking layer maps its potentials to spike times and decoded values through its
-        code's codeword boundaries (:meth:`~.coding._CodeBase.boundaries`, derived from the
+        code's codeword boundaries (:meth:`~.coding.CodeBase.boundaries`, derived from the
         stepwise rule once per code and dtype): eager, one ``torch.bucketize`` and gathers;
         ``compiled=True``, the bias add, the comparisons, the gathers and the spike counts fused
         into one ``torch.compile`` pass per layer (:func:`~.coding.compiled_lookup`). Both give

@@ -11,14 +11,14 @@ The path from a ReLU network to the final SC-TTFS network (section 3.4 of the pa
 
 **Kernel initialization** (:func:`init_codes`). The paper initializes the kernels from the
 distribution of each layer's ANN activations (Table 1 for CIFAR). Here every spiking layer gets
-its own kernels, fitted by :func:`scttfs_brian.importer.code_from_activations` to the ANN's
+its own kernels, fitted by :func:`scttfs_brian.conversion.code_from_activations` to the ANN's
 post-ReLU activations at that layer on (a subset of) the training images: both kernels are
 searched (deterministically) to minimize the mean ``|a - q(a)|`` conversion error, which contains
 all three error terms of eqs. 18-19, with ``beta = 0`` (only ``alpha * exp(beta)`` counts) and the
 largest decodable value kept within a factor 2 of the 99.9th percentile of the activations.
 
 **Pre-conversion SNN** (:func:`spiking_twin`). A deep copy of the ANN in which every ``nn.ReLU``
-module is replaced by a :class:`~scttfs_brian.functional.SpikingActivation` holding trainable
+module is replaced by a :class:`~scttfs_brian.torch.SpikingActivation` holding trainable
 ``alpha, beta, k`` of both kernels. BatchNorm stays unfolded (its ``gamma`` and ``beta`` are
 trained too) and runs in eval mode, i.e. with the ANN's running statistics, which are frozen: the
 final network folds exactly these statistics (eq. 24), and batch statistics would make the
@@ -27,7 +27,7 @@ network seen in training differ from the one converted.
 **Fine-tuning** (:func:`fine_tune`). Adam with cosine annealing of the learning rate (per step),
 the loss of eq. 20 on the output layer's potentials (the softmax cross-entropy; see
 :func:`fine_tune` on the log base) and the gradients of eqs. 21-23 (with the straight-through
-gradient to the potentials, see :class:`~scttfs_brian.functional.SpikingActivation`). All other
+gradient to the potentials, see :class:`~scttfs_brian.torch.SpikingActivation`). All other
 parameters (conv / linear weights and biases) are frozen. After every optimizer step
 ``alpha`` and ``k`` are clamped to ``>= 1e-6`` so that the kernels stay valid
 (:class:`~scttfs_brian.coding.ThresholdKernel` needs ``alpha > 0`` and ``k > 0``).
@@ -61,10 +61,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .coding import SCTTFSCode, TTFSCode, stepwise_spike_times
-from .data import Dataset, batches
-from .functional import SpikingActivation
-from .importer import ann_activations, code_from_activations
+from ..coding import SCTTFSCode, TTFSCode, stepwise_spike_times
+from ..conversion import ann_activations, code_from_activations
+from ..data import Dataset, batches
+from ..torch import SpikingActivation
 
 __all__ = [
     "train_ann",
@@ -401,7 +401,7 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 def spiking_twin(model: nn.Module, codes: Mapping[str, SCTTFSCode | TTFSCode]) -> nn.Module:
     """The "pre-conversion SNN" of section 3.4: a deep copy of ``model`` with every ``nn.ReLU``
-    replaced by a :class:`~scttfs_brian.functional.SpikingActivation` of its layer's code.
+    replaced by a :class:`~scttfs_brian.torch.SpikingActivation` of its layer's code.
 
     Parameters
     ----------
@@ -561,7 +561,7 @@ def export(twin: nn.Module) -> tuple[nn.Module, dict[str, SCTTFSCode | TTFSCode]
     """Split a (fine-tuned) pre-conversion SNN into an ANN and its codes.
 
     Returns ``(ann, codes)``: ``ann`` is a deep copy of ``twin`` with every
-    :class:`~scttfs_brian.functional.SpikingActivation` back to ``nn.ReLU`` (BatchNorm with the
+    :class:`~scttfs_brian.torch.SpikingActivation` back to ``nn.ReLU`` (BatchNorm with the
     trained ``gamma, beta``, eval mode), ``codes`` the trained kernels by layer name. Then
     ``convert(ann, input_shape, code=codes)`` folds BatchNorm into the preceding weights (eq. 24)
     and gives the final SNN, which computes the same function as ``twin`` (in float64).
