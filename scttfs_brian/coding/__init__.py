@@ -3,6 +3,8 @@
 from .codes import (  # noqa: F401
     NO_SPIKE,
     PRESETS,
+    CODE_KINDS,
+    code_from_dict,
     Boundaries,
     Code,
     CodeBase,

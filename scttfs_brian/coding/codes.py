@@ -52,6 +52,8 @@ __all__ = [
     "spike_boundaries",
     "compiled_lookup",
     "PRESETS",
+    "CODE_KINDS",
+    "code_from_dict",
     "as_potentials",
     "CodeBase",
 ]
@@ -718,6 +720,15 @@ class CodeBase:
         the ``e_c,min`` term)."""
         return float(self.table_e[-1])
 
+    def to_dict(self) -> dict:
+        """The code as plain JSON data: ``{"kind": "sc-ttfs" | "ttfs", "T": int, "encode":
+        [alpha, beta, k], "calibrate": [alpha, beta, k]}`` (no ``calibrate`` for TTFS); the
+        inverse of :func:`code_from_dict`."""
+        out = {"kind": self.kind, "T": self.T, "encode": [self.encode.alpha, self.encode.beta, self.encode.k]}
+        if self.calibrate is not None:
+            out["calibrate"] = [self.calibrate.alpha, self.calibrate.beta, self.calibrate.k]
+        return out
+
     def __repr__(self) -> str:
         cal = f", calibrate={self.calibrate}" if self.calibrate is not None else ""
         kern = "encode" if self.calibrate is not None else "kernel"
@@ -735,6 +746,8 @@ class SCTTFSCode(CodeBase):
     encode, calibrate : ThresholdKernel
         The encoding kernel :math:`\\theta_e` and the calibration kernel :math:`\\theta_c`.
     """
+
+    kind = "sc-ttfs"
 
     def __init__(self, T: int, encode: ThresholdKernel, calibrate: ThresholdKernel):
         self.T = _window(T)
@@ -761,6 +774,8 @@ class SCTTFSCode(CodeBase):
 class TTFSCode(CodeBase):
     """Single-spike TTFS code (T2FSNN-style baseline): one spike at the first step with
     ``v >= theta(t)``, decoded as ``theta(t_enc)`` (eqs. 1-7 with the kernel of eq. 14)."""
+
+    kind = "ttfs"
 
     def __init__(self, T: int, kernel: ThresholdKernel):
         self.T = _window(T)
@@ -791,6 +806,33 @@ PRESETS = {
 
 #: Either code; every spiking layer carries one.
 Code = SCTTFSCode | TTFSCode
+
+#: The codes by their ``kind`` (the name :meth:`CodeBase.to_dict` writes).
+CODE_KINDS = {"sc-ttfs": SCTTFSCode, "ttfs": TTFSCode}
+
+
+def code_from_dict(d: Any, where: str = "") -> Code:
+    """The code that :meth:`CodeBase.to_dict` wrote. Refuses anything else with a message that
+    names the key and ``where`` (e.g. the file): an unknown ``kind`` is an error, never TTFS."""
+    at = f" in {where}" if where else ""
+    if not isinstance(d, dict):
+        raise ValueError(f"a code must be a JSON object{at} (got {type(d).__name__})")
+    kind = d.get("kind")
+    if kind not in CODE_KINDS:
+        raise ValueError(f"unknown code kind {kind!r}{at}; expected one of {sorted(CODE_KINDS)}")
+    keys = {"kind", "T", "encode"} | ({"calibrate"} if kind == "sc-ttfs" else set())
+    if set(d) != keys:
+        raise ValueError(f"a {kind} code{at} has the keys {sorted(keys)} (got {sorted(d)})")
+
+    def kernel(name):
+        v = d[name]
+        if not isinstance(v, (list, tuple)) or len(v) != 3:
+            raise ValueError(f"{name}{at} must be [alpha, beta, k] (got {v!r})")
+        return ThresholdKernel(*v)
+
+    if kind == "sc-ttfs":
+        return SCTTFSCode(d["T"], kernel("encode"), kernel("calibrate"))
+    return TTFSCode(d["T"], kernel("encode"))
 
 
 def closed_form_time(v: Any, kernel: ThresholdKernel, T: int) -> np.ndarray:
