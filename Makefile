@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The CPU wheel of torch that the pins name lies in /opt/wheels on the development machines.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: demo test test-all test-fast figures benchmarks lint clean
+.PHONY: demo test test-all test-fast figures notebooks benchmarks lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 
 figures: $(STAMP)
 	$(BIN)/python -m figures
+
+# execute analysis/notebooks/*.py (jupytext percent scripts); executed copies with outputs go to
+# analysis/executed/*.ipynb (written atomically; commit them so the results read on the web)
+notebooks: $(STAMP)
+	$(BIN)/python analysis/run_notebooks.py
 
 # heavy measurements (tens of minutes); each writes benchmarks/results/<name>.md and .json
 benchmarks: $(STAMP)

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "results", "brian_throughput"))
     args = ap.parse_args(argv)
     if "cuda_standalone" in args.standalone_targets:
-        from scttfs_brian.brian.cuda import cuda_available
+        from scttfs_brian.brian.devices import cuda_available
 
         ok, why = cuda_available()
         if not ok:

@@ -12,4 +12,4 @@ OUT = Path(__file__).resolve().parent / "out"
 PAPER_TABLES = Path(__file__).resolve().parent / "data" / "paper_tables.csv"
 
 #: The scripts in the order ``python -m figures`` runs them.
-SCRIPTS = ("fig1b_response", "fig2_neuron_dynamics", "fig3_fig4_energy", "tables_2_3")
+SCRIPTS = ("fig1b_response", "fig2a_spike_trains", "fig2_neuron_dynamics", "fig3_fig4_energy", "tables_2_3")

@@ -7,7 +7,9 @@ computed by :meth:`scttfs_brian.coding.TTFSCode.quantize` with the CIFAR10 encod
 Table 1 (alpha 2.0, beta -1.0, k 0.8), and the SC-TTFS response of the same encoding kernel with
 the Table 1 calibration kernel (1.0, 0.8, 1.0) is drawn on the same axes, for the window T = 6
 and T = 3. What differs from the paper: real kernels instead of a sketch, and SC-TTFS added
-(more, finer steps and a larger clipping value: smaller e_q and e_c,max, eqs. 18-19).
+(more, finer steps and a larger clipping value: smaller e_q and e_c,max, eqs. 18-19). The steps
+near the smallest value are too fine to read on linear axes, so each panel has a log-log inset
+from half the smallest value up to the clipping value (silence, value 0, is off its scale).
 
 Run: ``python figures/fig1b_response.py`` (writes ``figures/out/fig1b_response.{png,pdf}``).
 """
@@ -17,12 +19,33 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from scttfs_brian import PRESETS, SCTTFSCode, TTFSCode
 from scttfs_brian.brian.plotting import plot_response, save_figure
 
 OUT = Path(__file__).resolve().parent / "out"
+
+
+def log_inset(ax, codes, colors):
+    """A log-log inset of the responses from half the smallest value to 1.2x the largest."""
+    lo = 0.5 * min(c.min_value for c in codes)
+    hi = 1.2 * max(c.max_value for c in codes)
+    v = np.geomspace(lo, hi, 6000)
+    inset = ax.inset_axes([0.07, 0.5, 0.42, 0.42])
+    inset.plot(v, v, "k--", linewidth=0.8)
+    for code, color in zip(codes, colors, strict=True):
+        z = code.quantize(v)
+        inset.plot(v, np.where(z > 0, z, np.nan), color=color, linewidth=1.0)
+        inset.axvline(code.min_value, color=color, linewidth=0.5, linestyle=":")
+    inset.set_xscale("log")
+    inset.set_yscale("log")
+    inset.set_xlim(lo, hi)
+    inset.set_ylim(lo, hi)
+    inset.tick_params(labelsize=6)
+    inset.set_title("log-log: the fine steps", fontsize=7)
+    return inset
 
 
 def main(outdir: str | Path = OUT, Ts: tuple[int, ...] = (6, 3)) -> list[Path]:
@@ -33,7 +56,7 @@ def main(outdir: str | Path = OUT, Ts: tuple[int, ...] = (6, 3)) -> list[Path]:
         sc = SCTTFSCode(T, enc, cal)
         ttfs = TTFSCode(T, enc)
         vmax = 1.2 * sc.max_value
-        plot_response(ttfs, vmax, ax, relu=True, color="C0", linewidth=1.6, label=f"TTFS (eq. 7), {T} values")
+        plot_response(ttfs, vmax, ax, relu=True, color="C0", linewidth=1.6, label=f"TTFS, {T} values")
         n_sc = len(sc.codebook()) - 1
         plot_response(sc, vmax, ax, relu=False, color="C3", linewidth=1.2, label=f"SC-TTFS, {n_sc} values")
         for value, color in ((ttfs.max_value, "C0"), (sc.max_value, "C3")):
@@ -41,7 +64,8 @@ def main(outdir: str | Path = OUT, Ts: tuple[int, ...] = (6, 3)) -> list[Path]:
         ax.set_title(f"T = {T} (CIFAR10 kernels, Table 1)")
         ax.set_xlim(0, vmax)
         ax.set_ylim(0, vmax)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="lower right", fontsize=7)
+        log_inset(ax, (ttfs, sc), ("C0", "C3"))
     fig.suptitle("Response of the code vs ReLU (cf. Fig. 1(b))")
     return save_figure(fig, outdir, "fig1b_response")
 

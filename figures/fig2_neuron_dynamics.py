@@ -17,15 +17,15 @@ encoding, ``x`` calibration); (c) the postsynaptic decoding accumulator ``v_next
 and the potential ``v`` it hands to the encoding window 1; (d) decoded values against the true
 (analog) potentials, with the response ``code.quantize`` of the code.
 
-Recording times (see the scheduling table in :mod:`scttfs_brian.brian.neurons`): ``v`` is recorded
-with ``when="thresholds", order=-1``, i.e. after the window boundary and threshold lookup at
-``start`` and before the encoding check, so the value drawn over step ``t`` is exactly the one
+Recording times (see the scheduling table in :mod:`scttfs_brian.brian.equations`): ``v`` is recorded
+with ``when="thresholds", order=-1``, i.e. after the window boundary and threshold update at
+``before_start`` and before the encoding check, so the value drawn over step ``t`` is exactly the one
 compared with theta_e(t) (a calibration at the same step sees it minus theta_e(t));
-``v_next`` is recorded at ``when="end"``, after the step's synaptic input. A StateMonitor's
-default (``start``, order 0) would race the window boundary and show stale values.
+``v_next`` is recorded at ``when="end"``, after the step's synaptic input. (The window boundary
+runs at ``before_start``, so a default StateMonitor at ``start`` records the same ``v``.)
 
-What differs from the paper: real simulated traces rather than a sketch; time is in integer
-steps (t / dt); the postsynaptic layer's own encoding in window 0 is of its initial potential 0
+What differs from the paper: real simulated traces rather than a sketch; time is in ms with one
+code step per ms; the postsynaptic layer's own encoding in window 0 is of its initial potential 0
 (silent), and the presynaptic layer is silent in window 1.
 
 Run: ``python figures/fig2_neuron_dynamics.py`` (writes ``figures/out/fig2_neuron_dynamics.{png,pdf}``).
@@ -43,7 +43,7 @@ from matplotlib.figure import Figure
 from scttfs_brian import PRESETS, SCTTFSCode
 from scttfs_brian.brian.neurons import LayerMonitors, layer_synapses, spike_steps, spiking_layer
 from scttfs_brian.brian.plotting import plot_membrane, plot_raster, plot_response, save_figure
-from scttfs_brian.brian.targets import use_target
+from scttfs_brian.brian.devices import use_target
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -58,8 +58,8 @@ def simulate(code: SCTTFSCode, values: np.ndarray = PRE_VALUES, weights: np.ndar
     T = code.T
     n_post, n_pre = weights.shape
     with use_target("numpy"):
-        pre = spiking_layer(n_pre, code, name="pre")
-        post = spiking_layer(n_post, code, name="post")
+        pre = spiking_layer(n_pre, code, name="pre", dt=1 * b2.ms)
+        post = spiking_layer(n_post, code, name="post", dt=1 * b2.ms)
         pre.v_next = values  # moved to v at the window boundary of step 0
         syn = layer_synapses(pre, post, name="pre_to_post")
         i, j = np.meshgrid(np.arange(n_pre), np.arange(n_post), indexing="ij")

@@ -15,9 +15,10 @@ Input coding. Normalized images have negative pixels. That is fine for the defau
 encoding layer needs pixels ``>= 0``: load with ``normalize=False`` for that.
 
 Safety. The CIFAR archives are pickles, and unpickling can run arbitrary code. They are read with
-:class:`RestrictedUnpickler`, which refuses every global except the three numpy needs to rebuild
-an array (``_reconstruct``, ``ndarray``, ``dtype``), so a tampered archive fails with
-:class:`pickle.UnpicklingError` instead of running anything.
+:class:`RestrictedUnpickler`, which refuses every global except the few numpy needs to rebuild
+arrays and scalars (and ``_codecs.encode`` restricted to latin-1, which Python 3 writes for bytes
+in protocol 2), so a tampered archive fails with :class:`pickle.UnpicklingError` instead of
+running anything; batches re-pickled by Python 3 (protocols 2 to 5, numpy-int labels) load.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ import numpy as np
 import torch
 
 try:  # numpy >= 2
-    from numpy._core.multiarray import _reconstruct
+    from numpy._core.multiarray import _reconstruct, scalar
+    from numpy._core.numeric import _frombuffer
 except ImportError:  # numpy 1.26
-    from numpy.core.multiarray import _reconstruct
+    from numpy.core.multiarray import _reconstruct, scalar
+    from numpy.core.numeric import _frombuffer
 
 __all__ = [
     "Dataset",
@@ -163,14 +166,48 @@ def digits(*, normalize: bool = False, test_size: float = 0.25, seed: int = 0) -
 # ---------------------------------------------------------------------------------------------
 # restricted unpickling
 
-#: The only globals a CIFAR batch may reference: what numpy needs to rebuild an ndarray.
-#: ``numpy.core`` is the module name written by numpy < 2 (the original archives), ``numpy._core``
-#: the one written by numpy >= 2.
+
+def _latin1_encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as Python 3's protocol-2 pickles use it for ``bytes`` (``encode(text,
+    'latin1')``); any other codec (``zlib``, ``rot13``, ...) is refused."""
+    if not isinstance(text, str) or encoding.replace("-", "").replace("_", "").lower() != "latin1":
+        raise pickle.UnpicklingError(
+            f"refusing _codecs.encode with codec {encoding!r}: only latin-1 (bytes pickled by Python 3) is allowed"
+        )
+    return text.encode("latin-1", errors)
+
+
+def _scalar(dtype: Any, data: Any = None) -> Any:
+    """``numpy.core.multiarray.scalar`` (numpy scalars, e.g. ``np.int64`` labels) for plain
+    dtypes only: an object dtype would return an arbitrary object."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError(
+            f"refusing a numpy scalar of dtype {dtype!r}: only plain numbers are allowed"
+        )
+    return scalar(dtype, data) if data is not None else scalar(dtype)
+
+
+def _from_buffer(buf: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+    """``numpy.core.numeric._frombuffer`` (arrays in protocol 5) for plain dtypes only."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError(f"refusing an array of dtype {dtype!r}: only plain numbers are allowed")
+    return _frombuffer(buf, dtype, shape, order)
+
+
+#: The only globals a CIFAR batch may reference: what numpy needs to rebuild an ndarray (protocol
+#: 2: ``_reconstruct``; protocol 5: ``_frombuffer``) or a numpy scalar, and latin-1 ``encode``
+#: (bytes in Python 3's protocol 2). ``numpy.core`` is the module name written by numpy < 2 (the
+#: original archives), ``numpy._core`` the one written by numpy >= 2. None of them runs code.
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _from_buffer,
+    ("numpy._core.numeric", "_frombuffer"): _from_buffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
 }
 
 
@@ -178,11 +215,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that rebuilds only plain data and numpy arrays.
 
     Dicts, lists, tuples, strings, bytes and numbers need no globals. Of the globals a pickle may
-    name, only ``numpy.core.multiarray._reconstruct`` (or ``numpy._core.multiarray._reconstruct``),
-    ``numpy.ndarray`` and ``numpy.dtype`` are resolved, which is what the CIFAR archives contain;
-    anything else (``os.system``, ``builtins.eval``, ...) raises :class:`pickle.UnpicklingError`
-    before it can be called. Arrays pickled with protocol 5 (``numpy._core.numeric._frombuffer``)
-    are refused too: the CIFAR archives do not use it.
+    name, only those in ``_ALLOWED_GLOBALS`` are resolved: numpy's array reconstruction
+    (``_reconstruct``, ``ndarray``, ``dtype``; ``_frombuffer`` for protocol 5), numpy scalars of
+    plain dtypes (``scalar``), and ``_codecs.encode`` with the latin-1 codec only; anything else
+    (``os.system``, ``builtins.eval``, ``numpy.load``, ...) raises :class:`pickle.UnpicklingError`
+    before it can be called.
     """
 
     def find_class(self, module: str, name: str) -> Any:
@@ -261,7 +298,20 @@ def _images_labels(batch: Any, label_key: str, num_classes: int, where: str) -> 
     if not isinstance(batch, Mapping):
         raise ValueError(f"{where} holds a {type(batch).__name__}, not a dict; is it a CIFAR batch?")
     data = np.asarray(_key(batch, "data", where))
-    labels = np.asarray(_key(batch, label_key, where), dtype=np.int64)
+    raw = np.asarray(_key(batch, label_key, where))
+    if raw.size and raw.dtype.kind not in "iu":
+        flat = raw.reshape(-1)
+        if raw.dtype.kind == "f":
+            flat = (
+                flat[~np.isfinite(flat) | (flat != np.round(flat))]
+                if np.any(flat != np.round(flat))
+                else flat
+            )
+        raise ValueError(
+            f"{where}: {label_key!r} must be integer class indices (got dtype {raw.dtype}, e.g. {flat[0].item()!r}); "
+            "is it a CIFAR python-version batch?"
+        )
+    labels = raw.astype(np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"{where}: 'data' must be uint8 of shape (N, 3072) (got {data.dtype} {data.shape})")
     if labels.shape != (data.shape[0],):

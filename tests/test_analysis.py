@@ -1,4 +1,4 @@
-"""Error decomposition (eqs. 18-19), code capacity N(T) and energy (eq. 25)."""
+"""Error bounds and decomposition (eqs. 18-19), per-layer errors, code capacity N(T), energy (eq. 25)."""
 
 import math
 from pathlib import Path
@@ -15,8 +15,10 @@ from scttfs_brian.analysis import (
     distinct_count,
     energy,
     energy_table,
+    error_bounds,
     error_decomposition,
     error_sweep,
+    layer_errors,
     load_method_results,
     method_energy_table,
     scale_code,
@@ -152,6 +154,157 @@ def test_synthetic_activations_are_reproducible_and_non_negative():
         assert np.all(a >= 0) and np.array_equal(a, synthetic_activations(dist, 100, seed=5))
     with pytest.raises(ValueError, match="distribution"):
         synthetic_activations("gamma", 10)
+
+
+# --- error bounds as the paper writes them (eqs. 18-19) ----------------------------------------
+def random_code(rng, T, calibration):
+    def kernel():
+        return ThresholdKernel(
+            alpha=rng.uniform(0.3, 3.0), beta=rng.uniform(-1.0, 1.0), k=rng.uniform(0.15, 1.5)
+        )
+
+    return SCTTFSCode(T, kernel(), kernel()) if calibration else TTFSCode(T, kernel())
+
+
+def random_activations(rng, code, n=4000):
+    hi = code.max_value
+    return np.concatenate(
+        [
+            rng.normal(0.0, 0.6 * hi, n),  # negatives, below, inside
+            rng.uniform(0.0, 1.5 * hi, n),  # up to above the range
+            rng.uniform(0.0, code.min_value, n // 10),  # below the range (L)
+        ]
+    )
+
+
+def test_error_bounds_hand_computed_ttfs():
+    b = error_bounds([0.75, 1.0, 1.5, 0.2, -1.0], ttfs2())  # values 1, 0.5
+    assert b.equation == 18
+    assert b.quantization == pytest.approx(0.5 + 0.0)  # width s(0) - s(1); a = s(0): width 0
+    assert b.realized_quantization == pytest.approx(0.25)
+    assert b.upper_clip == b.realized_upper_clip == pytest.approx(0.5)
+    assert b.lower_clip == pytest.approx(0.3) and b.realized_lower_clip == pytest.approx(0.2)
+    assert b.total == pytest.approx(0.5 + 0.5 + 0.3) and b.realized_total == pytest.approx(0.25 + 0.5 + 0.2)
+    assert (b.n_below, b.n_in_range, b.n_above, b.n_zero) == (1, 2, 1, 1)
+    assert all(b.holds().values())
+
+
+def test_error_bounds_hand_computed_sc_ttfs():
+    # 0.7: enc at 1 (0.5), cal at 1 (0.125): width |1 - 0.5 - 0.125|; 1.1: enc at 0, residual 0.1
+    # below every calibration threshold: width max - 1 - 0 = 0.25 (f_e = 0 reads s_e(-1) as max)
+    b = error_bounds([0.7, 1.1], sc2())
+    assert b.equation == 19
+    assert b.quantization == pytest.approx(0.375 + 0.25)
+    assert b.realized_quantization == pytest.approx(0.075 + 0.1)
+
+
+@pytest.mark.parametrize("calibration", [False, True], ids=["TTFS eq18", "SC-TTFS eq19"])
+@pytest.mark.parametrize("seed", range(8))
+def test_realized_error_is_within_each_bound_on_random_kernels(calibration, seed):
+    rng = np.random.default_rng(seed)
+    code = random_code(rng, int(rng.integers(1, 11)), calibration)
+    a = random_activations(rng, code)
+    b = error_bounds(a, code)
+    ok = b.holds()
+    assert ok["quantization"] and ok["upper_clip"]
+    # the upper clip is reached with equality for every clipped neuron
+    assert b.realized_upper_clip == pytest.approx(b.upper_clip, rel=1e-12)
+    # silent neurons (eq. 10): error a < s(T), so L s(T) bounds it; a + |a - s(T)| = s(T) each
+    assert b.realized_lower_clip <= b.lower_clip_silent
+    assert b.realized_lower_clip + b.lower_clip == pytest.approx(b.lower_clip_silent, rel=1e-12)
+    # the three realized terms are the realized total; the same partition as error_decomposition
+    terms = b.realized_lower_clip + b.realized_quantization + b.realized_upper_clip
+    assert terms == pytest.approx(b.realized_total, rel=1e-12)
+    e = error_decomposition(a, code)
+    assert (e.e_c_min, e.e_q, e.e_c_max) == (
+        b.realized_lower_clip,
+        b.realized_quantization,
+        b.realized_upper_clip,
+    )
+    assert (b.n_below, b.n_in_range, b.n_above, b.n_zero) == (e.n_below, e.n_in_range, e.n_above, e.n_zero)
+
+
+@pytest.mark.parametrize("calibration", [False, True], ids=["TTFS eq18", "SC-TTFS eq19"])
+@pytest.mark.parametrize("seed", range(4))
+def test_quantization_bound_is_reached_just_below_each_step(calibration, seed):
+    """The paper's width term is a supremum: a potential one ulp below s_e(f-1) misses step
+    f - 1, fires at f and leaves the whole width (less the decoded calibration) as error."""
+    rng = np.random.default_rng(100 + seed)
+    code = random_code(rng, int(rng.integers(2, 11)), calibration)
+    tops = list(code.table_e[:-1]) + ([code.max_value] if calibration else [])
+    for top in tops:
+        a = np.nextafter(top, 0.0)
+        b = error_bounds([a], code)
+        assert b.n_in_range == 1
+        assert b.realized_quantization <= b.quantization + 1e-12
+        assert b.realized_quantization == pytest.approx(b.quantization, rel=1e-9, abs=1e-12)
+
+
+def test_written_lower_clip_is_not_a_bound_for_silent_neurons():
+    """Eqs. 18-19 write |a - s(T)| for the neurons below the range: the error of a neuron clipped
+    to the last step (eq. 7). Silent neurons (eq. 10) err by a, which that term bounds only for
+    a <= s(T)/2."""
+    for code in (ttfs2(), sc2()):
+        s_T = code.min_value
+        assert error_bounds([0.5 * s_T], code).holds()["lower_clip"]  # reached: a = s(T) - a
+        b = error_bounds([0.9 * s_T], code)
+        assert not b.holds()["lower_clip"] and not b.holds()["total"]
+        assert b.realized_lower_clip == pytest.approx(0.9 * s_T) and b.lower_clip == pytest.approx(0.1 * s_T)
+        assert b.realized_lower_clip <= b.lower_clip_silent
+
+
+def test_error_bounds_records_and_refusals():
+    b = error_bounds(synthetic_activations("uniform", 500, seed=4), SCTTFSCode(4, *PRESETS["cifar10"]))
+    d = b.as_dict(per_neuron=True)
+    assert d["total"] == pytest.approx(b.total / b.n) and "realized_upper_clip" in d
+    assert set(b.tightness()) == {"lower_clip", "quantization", "upper_clip", "total"}
+    with pytest.raises(ValueError, match="term must be one of"):
+        b.bound("e_q")
+    with pytest.raises(TypeError, match="SCTTFSCode or a TTFSCode"):
+        error_bounds([1.0], None)
+
+
+# --- errors through a network -----------------------------------------------------------------
+def small_network(kind):
+    import torch
+    from torch import nn
+
+    from scttfs_brian import convert
+
+    torch.manual_seed(0)
+    ann = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3)
+    ).eval()
+    x = torch.rand(32, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    snn = convert(ann, input_shape=(1, 4, 4), code="auto", T=4, kind=kind, calibration_data=x)
+    return ann, snn, x
+
+
+@pytest.mark.parametrize("kind", ["sc-ttfs", "ttfs"])
+def test_layer_errors_follow_the_network(kind):
+    import torch
+
+    ann, snn, x = small_network(kind)
+    ne = layer_errors(ann, snn, x)
+    assert [e.layer for e in ne.layers] == ["1", "4", "output"] and [e.depth for e in ne.layers] == [1, 2, 3]
+    assert ne.kind == ("SC-TTFS" if kind == "sc-ttfs" else "TTFS") and ne.T == 4
+    first = ne["1"]  # the first layer integrates the analog input: accumulated == isolated
+    assert first.mean == pytest.approx(first.isolated_mean, rel=1e-12, abs=1e-15)
+    # the output row is |SNN output - ANN output|, computed directly here
+    with torch.no_grad():
+        direct = (snn.functional(x.double()).output - ann.double()(x.double())).abs()
+    assert ne["output"].mean == pytest.approx(float(direct.mean()), rel=1e-12)
+    assert ne["output"].max == pytest.approx(float(direct.max()), rel=1e-12)
+    assert np.isnan(ne["output"].isolated_mean)
+    assert ne.series("mean").shape == (3,) and ne.to_table().columns[0] == "depth"
+
+
+def test_layer_errors_needs_the_source_ann():
+    from torch import nn
+
+    _, snn, x = small_network("sc-ttfs")
+    with pytest.raises(ValueError, match="no module of that name"):
+        layer_errors(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), snn, x)
 
 
 # --- code capacity ----------------------------------------------------------------------------

@@ -1,20 +1,36 @@
 """The ``scttfs`` command: help, errors, run directories, --resume, and the quick demo."""
 
+import argparse
+import contextlib
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from scttfs_brian import cli
+from scttfs_brian.pipeline import Run, rundir
 
 COMMANDS = ("demo", "train", "convert", "simulate")
 
 
+@contextlib.contextmanager
+def at_most_2_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _no_hook(monkeypatch):
-    monkeypatch.setattr(cli, "STAGE_HOOK", None)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    monkeypatch.setattr(rundir, "STAGE_HOOK", None)
+    with at_most_2_threads():
+        yield
+    # the commands restore the thread count they set (--threads)
 
 
 def log_lines(run_dir):
@@ -72,16 +88,44 @@ def test_convert_without_a_trained_ann_exits_2(tmp_path, capsys):
     assert "no trained ANN" in err and "scttfs train" in err
 
 
+@pytest.mark.parametrize(
+    "error, code, message",
+    [
+        (cli.UsageError("no data"), 2, "scttfs demo: error: no data"),
+        (cli.CheckFailed("spikes differ"), 1, "scttfs demo: check failed: spikes differ"),
+        (KeyboardInterrupt(), 130, "continue with `scttfs demo --run-dir R --resume`"),
+    ],
+)
+def test_one_function_maps_failures_to_exit_codes(error, code, message, capsys):
+    args = argparse.Namespace(command="demo", run_dir="R")
+    assert cli.exit_code(args, error) == code
+    assert message in capsys.readouterr().err
+    assert cli.exit_code(args, SystemExit(3)) is None  # not a failure: main re-raises it
+
+
 # --------------------------------------------------------------------------------------------
 # train -> convert -> simulate in one run directory, interrupted and resumed
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    """A finished `scttfs train` (read only: tests that write into a run use `run_copy`)."""
     run_dir = tmp_path_factory.mktemp("runs") / "mlp"
     argv = ["train", "--model", "digits-mlp", "--epochs", "2", "--run-dir", str(run_dir), "--no-progress"]
-    assert cli.main(argv) == 0
+    with at_most_2_threads():
+        assert cli.main(argv) == 0
     return run_dir
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the trained run that a test may change."""
+    return shutil.copytree(trained_run, tmp_path / "mlp")
+
+
+def test_commands_restore_the_thread_count(trained_run):
+    torch.set_num_threads(3)  # the autouse fixture restores the count of the session
+    assert cli.main(["simulate", "--run-dir", str(trained_run), "--T", "7", "--threads", "1"]) == 2
+    assert torch.get_num_threads() == 3
 
 
 def test_train_writes_config_checkpoint_and_metrics(trained_run):
@@ -98,18 +142,18 @@ def test_train_writes_config_checkpoint_and_metrics(trained_run):
 def test_ann_training_resumes_from_the_last_epoch(trained_run, tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "interrupted"
     argv = ["train", "--model", "digits-mlp", "--epochs", "2", "--run-dir", str(run_dir), "--no-progress"]
-    save = cli.Run.save_torch
+    save = Run.save_torch
 
     def interrupt_after_epoch_1(self, name, obj):
         save(self, name, obj)
         if name == "checkpoints/ann_train.pt" and obj["epoch"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.Run, "save_torch", interrupt_after_epoch_1)
+    monkeypatch.setattr(Run, "save_torch", interrupt_after_epoch_1)
     assert cli.main(argv) == 130
     assert "--resume" in capsys.readouterr().err
     assert not (run_dir / "ann.pt").exists()
-    monkeypatch.setattr(cli.Run, "save_torch", save)
+    monkeypatch.setattr(Run, "save_torch", save)
     assert cli.main([*argv, "--resume"]) == 0
     assert any("resuming ANN training after epoch 1" in line for line in log_lines(run_dir))
     # the same weights as the uninterrupted run
@@ -118,19 +162,20 @@ def test_ann_training_resumes_from_the_last_epoch(trained_run, tmp_path, monkeyp
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_convert_resume_skips_finished_stages(trained_run, monkeypatch):
+def test_convert_resume_skips_finished_stages(run_copy, monkeypatch):
+    trained_run = run_copy
     argv = ["convert", "--run-dir", str(trained_run), "--T", "3", "--fine-tune-epochs", "1", "--no-progress"]
 
     def interrupt(run, stage):
         if stage == "fine-tune sc-ttfs-T3":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "STAGE_HOOK", interrupt)
+    monkeypatch.setattr(rundir, "STAGE_HOOK", interrupt)
     assert cli.main(argv) == 130
     twin = trained_run / "twin-sc-ttfs-T3.pt"
     mtime = twin.stat().st_mtime_ns
     assert not (trained_run / "snn-sc-ttfs-T3-ft.npz").exists()
-    monkeypatch.setattr(cli, "STAGE_HOOK", None)
+    monkeypatch.setattr(rundir, "STAGE_HOOK", None)
     start = len(log_lines(trained_run))
     assert cli.main([*argv, "--resume"]) == 0
     log = "\n".join(log_lines(trained_run)[start:])
@@ -143,19 +188,19 @@ def test_convert_resume_skips_finished_stages(trained_run, monkeypatch):
     assert snn["sc-ttfs-T3"]["latency_steps"] == 3  # one spiking layer: one window
 
 
-def test_resume_with_other_options_is_refused(trained_run, capsys):
-    argv = ["convert", "--run-dir", str(trained_run), "--T", "3", "--no-progress"]
+def test_resume_with_other_options_is_refused(run_copy, capsys):
+    argv = ["convert", "--run-dir", str(run_copy), "--T", "3", "--no-progress"]
     assert cli.main(argv) == 0
     assert cli.main([*argv, "--fine-tune-epochs", "2", "--resume"]) == 2
     assert "different configuration" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("backend", ["torch", "brian2"])
-def test_simulate_a_converted_network(trained_run, backend, capsys):
+def test_simulate_a_converted_network(run_copy, backend, capsys):
+    trained_run = run_copy
     argv = ["simulate", "--run-dir", str(trained_run), "--T", "3", "--backend", backend, "--images", "12",
             "--no-progress", "--check"]  # fmt: skip
-    if not (trained_run / "snn-sc-ttfs-T3.npz").exists():
-        assert cli.main(["convert", "--run-dir", str(trained_run), "--T", "3", "--no-progress"]) == 0
+    assert cli.main(["convert", "--run-dir", str(trained_run), "--T", "3", "--no-progress"]) == 0
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     sims = json.loads((trained_run / "metrics.json").read_text())["simulations"]

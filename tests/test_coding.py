@@ -1,4 +1,4 @@
-"""The SC-TTFS / TTFS codes of coding.py: the stepwise rule, decoding, codebook, validation."""
+"""The SC-TTFS / TTFS codes of scttfs_brian.coding: the stepwise rule, decoding, codebook, validation."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from conftest import KERNEL_PAIRS, WINDOWS, probe_potentials, sc_code, ttfs_code
 
 from scttfs_brian import PRESETS, SCTTFSCode, ThresholdKernel, TTFSCode
 from scttfs_brian.coding import closed_form_time
+from scttfs_brian.torch import encode
 
 
 def reference_spike_times(v, code):
@@ -247,7 +248,7 @@ def test_encode_torch_eager_and_compiled_equal_the_rule(dtype):
             ref_enc, ref_cal = code.spike_times(v)
             ref_z = code.quantize(v)
             for compiled in (False, True):
-                t_enc, t_cal, z = code.encode_torch(v, compiled=compiled)
+                t_enc, t_cal, z = encode(code, v, compiled=compiled)
                 assert t_enc.dtype == dtype and z.dtype == dtype and z.shape == v.shape
                 assert torch.equal(t_enc.long(), ref_enc) and torch.equal(t_cal.long(), ref_cal)
                 assert torch.equal(z, ref_z)

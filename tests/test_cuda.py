@@ -10,7 +10,7 @@ from brian2.codegen.templates import LazyTemplateLoader, Templater
 from brian2.devices.device import all_devices
 from torch import nn
 
-from scttfs_brian.brian import cuda
+from scttfs_brian.brian.devices import cuda
 
 GCC = "codegen.cpp.extra_compile_args_gcc"
 AVAILABLE, REASON = cuda.cuda_available()
@@ -157,24 +157,20 @@ def _tiny_network():
 def _cuda_standalone_equals_numpy(monkeypatch, directory):
     """Simulate the tiny network with target 'cuda_standalone' (build in ``directory``) and with
     numpy; the spike counts must be equal and the CPU flags restored afterwards."""
-    from scttfs_brian.brian import runner as brian
-    from scttfs_brian.brian import targets
+    from scttfs_brian.brian import runtime, simulate
 
-    if "cuda_standalone" not in targets.TARGETS:
-        # until targets.py routes 'cuda_standalone' to cuda.use_cuda_standalone, do it here
-        monkeypatch.setattr(brian, "check_target", lambda t: t)
-        monkeypatch.setattr(brian, "STANDALONE_TARGETS", (*targets.STANDALONE_TARGETS, "cuda_standalone"))
-    real = brian.use_target
+    # build in ``directory``: the target switch simulate() looks up, routed there for cuda_standalone
+    real = runtime.use_target
     monkeypatch.setattr(
-        brian,
+        runtime,
         "use_target",
         lambda t: cuda.use_cuda_standalone(str(directory)) if t == "cuda_standalone" else real(t),
     )
     flags_before = list(b2.prefs[GCC])
     snn = _tiny_network()
     x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    gpu = brian.simulate(snn.graph, x, target="cuda_standalone", copies=16, progress=False)
-    cpu = brian.simulate(snn.graph, x, target="numpy", copies=16, progress=False)
+    gpu = simulate(snn.graph, x, target="cuda_standalone", copies=16, progress=False)
+    cpu = simulate(snn.graph, x, target="numpy", copies=16, progress=False)
     assert set(gpu.spike_counts) == set(cpu.spike_counts)
     for name in cpu.spike_counts:
         np.testing.assert_array_equal(gpu.spike_counts[name], cpu.spike_counts[name], err_msg=name)

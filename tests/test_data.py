@@ -253,9 +253,17 @@ def test_restricted_unpickler_refuses_code(tmp_path):
             restricted_loads(blob)
     assert not marker.exists()
     assert pickle.loads(pickle.dumps(_System("true"), protocol=4)) == 0  # the payload does run unrestricted
-    for target in (("builtins", "eval"), ("numpy", "load"), ("numpy._core.numeric", "_frombuffer")):
+    for target in (("builtins", "eval"), ("numpy", "load"), ("_codecs", "decode"), ("numpy", "frombuffer")):
         with pytest.raises(pickle.UnpicklingError, match="refusing"):
             RestrictedUnpickler(io.BytesIO(b"")).find_class(*target)
+    # the allowed helpers refuse what could build arbitrary objects or expand data
+    encode = RestrictedUnpickler(io.BytesIO(b"")).find_class("_codecs", "encode")
+    assert encode("\xff", "latin1") == b"\xff"
+    with pytest.raises(pickle.UnpicklingError, match="codec 'zlib'"):
+        encode("x", "zlib")
+    scalar = RestrictedUnpickler(io.BytesIO(b"")).find_class("numpy._core.multiarray", "scalar")
+    with pytest.raises(pickle.UnpicklingError, match="dtype"):
+        scalar(np.dtype(object), None)
 
 
 def test_cifar_reader_refuses_a_malicious_archive(tmp_path):
@@ -270,8 +278,31 @@ def test_cifar_reader_refuses_a_malicious_archive(tmp_path):
     assert not marker.exists()
 
 
-def test_python3_pickles_load_too():
-    # re-pickled by Python 3 (str keys, numpy >= 2 module names, protocol 4)
-    obj = {"data": np.arange(3072, dtype=np.uint16).astype(np.uint8)[None], "labels": [3]}
-    loaded = restricted_loads(pickle.dumps(obj, protocol=4))
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_python3_pickles_load_too(protocol):
+    # re-pickled by Python 3 (str keys, numpy >= 2 module names; protocol 2 writes bytes through
+    # _codecs.encode, protocol 5 arrays through _frombuffer; numpy-int labels are numpy scalars)
+    obj = {"data": np.arange(3072, dtype=np.uint16).astype(np.uint8)[None], "labels": [np.int64(3)]}
+    loaded = restricted_loads(pickle.dumps(obj, protocol=protocol))
     np.testing.assert_array_equal(loaded["data"], obj["data"])
+    assert loaded["labels"] == [3]
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar10_repickled_by_python3_is_read_like_the_original(tmp_path, protocol):
+    files = _write_cifar10(tmp_path, as_tar=False)
+    original = cifar10(tmp_path, normalize=False)
+    for name, obj in files.items():
+        if "labels" in obj:
+            obj = dict(obj, labels=[np.int64(v) for v in obj["labels"]])
+        (tmp_path / "cifar-10-batches-py" / name).write_bytes(pickle.dumps(obj, protocol=protocol))
+    again = cifar10(tmp_path, normalize=False)
+    assert torch.equal(again.x_train, original.x_train) and torch.equal(again.y_test, original.y_test)
+
+
+def test_cifar_fractional_labels_are_refused_not_truncated(tmp_path):
+    files = _write_cifar10(tmp_path, as_tar=False)
+    bad = dict(files["test_batch"], labels=[0.7, 1, 2, 3])
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps(bad, protocol=4))
+    with pytest.raises(ValueError, match=r"test_batch: 'labels' must be integer class indices .*0\.7"):
+        cifar10(tmp_path)

@@ -1,5 +1,6 @@
-"""The torch twin's fast exact path (coding.py: codeword boundaries derived from the stepwise
-rule, looked up eagerly or through torch.compile) against the stepwise rule, bit for bit."""
+"""The torch engine's fast exact path (scttfs_brian.torch.lookup: codeword boundaries derived
+from the stepwise rule, looked up eagerly or through torch.compile) against the stepwise rule,
+bit for bit."""
 
 import warnings
 
@@ -10,9 +11,9 @@ from conftest import KERNEL_PAIRS, WINDOWS, sc_code, ttfs_code
 from torch import nn
 
 from scttfs_brian import SCTTFSCode, ThresholdKernel, TTFSCode, convert
-from scttfs_brian.coding import spike_boundaries, stepwise_spike_times
-from scttfs_brian.coding.codes import _neighbours, _stepwise_torch
-from scttfs_brian.torch import executor as functional
+from scttfs_brian import torch as engine
+from scttfs_brian.coding import float_neighbours, spike_boundaries, stepwise_spike_times
+from scttfs_brian.torch import boundaries, encode, encode_layer
 
 DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 N_RANDOM = 100_000
@@ -25,10 +26,10 @@ def fast_probe(code, dtype, seed=0):
     rng = np.random.default_rng(seed)
     top = code.max_value
     fmax = np.finfo(dtype).max
-    b = code.boundaries(dtype).bounds
+    b = boundaries(code, dtype).bounds
     tiny = np.finfo(dtype)
     parts = [
-        _neighbours(b.astype(dtype), 4),
+        float_neighbours(b.astype(dtype), 4),
         np.array([0.0, -0.0, tiny.smallest_subnormal, tiny.tiny, -tiny.smallest_subnormal, fmax, -fmax]),
         -rng.exponential(top, 1000),
         rng.uniform(top, 1e6 * top, 1000),
@@ -43,7 +44,7 @@ def reference(code, v):
     t_enc, t_cal = stepwise_spike_times(v, code.table_e, code.table_c)
     z = code.decode(t_enc, t_cal).astype(v.dtype)
     vt = torch.from_numpy(v)
-    loop = code._encode_stepwise(vt)
+    loop = encode(code, vt, method="stepwise", check=False)
     assert np.array_equal(loop[0].long().numpy(), t_enc) and np.array_equal(loop[1].long().numpy(), t_cal)
     assert np.array_equal(loop[2].numpy().view(np.uint8), z.view(np.uint8))
     return t_enc, t_cal, z
@@ -65,11 +66,11 @@ def test_eager_lookup_equals_the_stepwise_rule(kernel_pair, T, dtype):
     for code in (sc_code(kernel_pair, T), ttfs_code(kernel_pair, T)):
         v = fast_probe(code, dtype, seed=T)
         ref = reference(code, v)
-        assert_same(code.encode_torch(torch.from_numpy(v)), ref, dtype)
-        assert_same(code.encode_torch(torch.from_numpy(v), check=False), ref, dtype)
+        assert_same(encode(code, torch.from_numpy(v)), ref, dtype)
+        assert_same(encode(code, torch.from_numpy(v), check=False), ref, dtype)
         # the twin's layer path: z, int64 spike times and the counts per sample
         parts = [torch.from_numpy(v[: len(v) // 2 * 2].reshape(2, -1))]
-        z, (t_enc, t_cal), n = code._encode_layer(parts, times=True, counts=True)
+        z, (t_enc, t_cal), n = encode_layer(code, parts, times=True, counts=True)
         half = len(v) // 2 * 2
         assert t_enc.dtype == torch.int64
         assert_same(
@@ -84,7 +85,8 @@ def test_eager_lookup_equals_the_stepwise_rule(kernel_pair, T, dtype):
 # long windows compile the biggest kernels (tens of seconds each without inductor's cache):
 # marked slow, they run in `make test-all`; the eager tests cover every window
 COMPILED_CASES = [
-    pytest.param("table1-cifar10", T, marks=pytest.mark.slow) if T >= 8 else ("table1-cifar10", T) for T in WINDOWS
+    pytest.param("table1-cifar10", T, marks=pytest.mark.slow) if T >= 8 else ("table1-cifar10", T)
+    for T in WINDOWS
 ] + [(name, 6) for name in KERNEL_PAIRS if name != "table1-cifar10"]
 
 
@@ -94,10 +96,10 @@ def test_compiled_lookup_equals_the_stepwise_rule(pair, T, dtype):
     for code in (sc_code(KERNEL_PAIRS[pair], T), ttfs_code(KERNEL_PAIRS[pair], T)):
         v = fast_probe(code, dtype, seed=100 + T)
         ref = reference(code, v)
-        assert_same(code.encode_torch(torch.from_numpy(v), compiled=True), ref, dtype)
+        assert_same(encode(code, torch.from_numpy(v), compiled=True), ref, dtype)
         half = len(v) // 2 * 2
         parts = [torch.from_numpy(v[:half].reshape(2, -1))]
-        z, (t_enc, t_cal), n = code._encode_layer(parts, compiled=True, times=True, counts=True)
+        z, (t_enc, t_cal), n = encode_layer(code, parts, compiled=True, times=True, counts=True)
         assert_same(
             (t_enc.to(z.dtype), t_cal.to(z.dtype), z), tuple(r[:half].reshape(2, -1) for r in ref), dtype
         )
@@ -116,29 +118,29 @@ def test_non_finite_potentials_as_before(compiled, dtype):
     v = np.array([np.nan, np.inf, -np.inf, 0.5, 3.0, -1.0, 0.0], dtype=dtype)
     for bad in (np.nan, np.inf, -np.inf):
         with pytest.raises(ValueError, match="must be finite"):
-            code.encode_torch(torch.tensor([1.0, bad], dtype=DTYPES[dtype]), compiled=compiled)
-    loop = code._encode_stepwise(torch.from_numpy(v))
-    fast = code.encode_torch(torch.from_numpy(v), compiled=compiled, check=False)
+            encode(code, torch.tensor([1.0, bad], dtype=DTYPES[dtype]), compiled=compiled)
+    loop = encode(code, torch.from_numpy(v), method="stepwise", check=False)
+    fast = encode(code, torch.from_numpy(v), compiled=compiled, check=False)
     for a, b in zip(loop, fast):
         assert torch.equal(a, b)
     assert loop[0][0] == -1 and loop[0][1] == 0 and loop[0][2] == -1
-    z, (t_enc, t_cal), _ = code._encode_layer(
-        [torch.from_numpy(v).reshape(1, -1)], compiled=compiled, times=True
+    z, (t_enc, t_cal), _ = encode_layer(
+        code, [torch.from_numpy(v).reshape(1, -1)], compiled=compiled, times=True
     )
     assert torch.equal(z[0], loop[2]) and torch.equal(t_enc[0], loop[0].long())
 
 
 def test_boundaries_are_derived_once_and_checked():
     code = SCTTFSCode(6, *KERNEL_PAIRS["table1-cifar10"])
-    b = code.boundaries(np.float32)
-    assert code.boundaries(torch.float32) is b and code.boundaries(np.float64) is not b
+    b = boundaries(code, np.float32)
+    assert boundaries(code, torch.float32) is b and boundaries(code, np.float64) is not b
     assert np.all(np.diff(b.bounds) > 0) and len(b.t_enc) == len(b.bounds) + 1
     # the words of the lookup are the code's reachable sequences
     words = {(w.t_enc, w.t_cal) for w in code.codebook()}
     assert set(zip(b.t_enc.tolist(), b.t_cal.tolist())) == words
     # each boundary is the smallest potential of its word under the rule
     for dtype in (np.float32, np.float64):
-        bb = code.boundaries(dtype)
+        bb = boundaries(code, dtype)
         below = np.nextafter(bb.bounds, -np.inf).astype(dtype)
         te, tc = stepwise_spike_times(bb.bounds, code.table_e, code.table_c)
         assert np.array_equal(te, bb.t_enc[1:]) and np.array_equal(tc, bb.t_cal[1:])
@@ -153,23 +155,22 @@ def test_a_non_monotone_rule_is_refused_loudly():
         spike_boundaries(np.array([1.0, 2.0, 0.5]), None, np.float64)
     with pytest.raises(RuntimeError, match="not monotone"):
         spike_boundaries(np.array([1.0, 0.5]), np.array([0.1, 0.3]), np.float32)
-    code = SCTTFSCode(4, *KERNEL_PAIRS["cal-below-enc"])
-    code.__dict__["_boundaries_cache"] = {}
 
-    def broken(dtype):
-        raise RuntimeError("the codeword boundaries disagree with the stepwise rule")
+    class BrokenBoundaries(SCTTFSCode):
+        def boundaries(self, dtype):
+            raise RuntimeError("the codeword boundaries disagree with the stepwise rule")
 
-    code.boundaries = broken
+    code = BrokenBoundaries(4, *KERNEL_PAIRS["cal-below-enc"])
     v = torch.linspace(-1, 3, 1001, dtype=torch.float64)
     with pytest.warns(UserWarning, match="runs the stepwise loop"):
-        got = code.encode_torch(v)
-    ref = _stepwise_torch(v, *code._torch_tables(v.dtype, v.device))
+        got = encode(code, v)
+    ref = encode(code, v, method="stepwise")
     for a, b in zip(got, ref):
         assert torch.equal(a, b)
 
 
 def test_graph_module_fast_paths_equal_the_loop():
-    """functional.run: eager lookup, compiled lookup and the old loop give identical outputs,
+    """GraphModule: eager lookup, compiled lookup and the old loop give identical outputs,
     spike times, decoded values and counts (float32 and float64, residual network, TTFS too)."""
 
     class Net(nn.Module):
@@ -190,20 +191,15 @@ def test_graph_module_fast_paths_equal_the_loop():
     for code in (SCTTFSCode(6, *KERNEL_PAIRS["table1-cifar10"]), TTFSCode(4, KERNEL_PAIRS["fast-decay"][0])):
         snn = convert(model, (1, 8, 8), code=code)
         for dtype in (torch.float32, torch.float64):
-            module = functional.GraphModule(snn.graph, dtype)
+            module = engine.GraphModule(snn.graph, dtype)
             outs = {}
             for compiled in (False, True):
                 module.compiled = compiled
                 outs[compiled] = module(x, record=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
-                saved = type(code)._lookup_tables
-                type(code)._lookup_tables = lambda self, dtype, device: None
-                try:
-                    module.compiled = False
-                    outs["loop"] = module(x, record=True)
-                finally:
-                    type(code)._lookup_tables = saved
+                module.compiled, module.method = False, "stepwise"
+                outs["loop"] = module(x, record=True)
             ref = outs["loop"]
             for out in (outs[False], outs[True]):
                 assert torch.equal(out.output, ref.output)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURE_SCRIPTS = ("fig1b_response", "fig2_neuron_dynamics", "fig3_fig4_energy")
+FIGURE_SCRIPTS = ("fig1b_response", "fig2a_spike_trains", "fig2_neuron_dynamics", "fig3_fig4_energy")
 
 
 def _module(name):
@@ -112,3 +112,36 @@ def test_plot_functions_take_axes_none_and_return_axes():
             plot_membrane(state, code, 0)
     finally:
         plt.close("all")
+
+
+def test_energy_figures_state_the_normalization_and_show_both_readings():
+    from scttfs_brian.analysis import load_method_results
+
+    mod = _module("fig3_fig4_energy")
+    results = load_method_results(ROOT / "figures" / "data" / "paper_tables.csv")
+    fig = mod.energy_figure(results, 2, 3)
+    assert "does not state its normalization" in fig._suptitle.get_text()
+    assert "1 - 108/680 = 84.1 %" in fig._suptitle.get_text()
+    titles = [ax.get_title() for ax in fig.axes]
+    for reading in mod.READINGS:
+        assert sum(f"reading '{reading}'" in t for t in titles) == 2  # one panel per platform
+    assert any("83.4 % less energy" in t for t in titles) and any("84.1 % less energy" in t for t in titles)
+
+
+def test_fig2a_draws_the_spike_times_of_the_rule():
+    import matplotlib.pyplot as plt
+
+    from scttfs_brian import PRESETS, SCTTFSCode
+
+    mod = _module("fig2a_spike_trains")
+    code = SCTTFSCode(6, *PRESETS["cifar10"])
+    v = np.asarray(mod.POTENTIALS)
+    fig, ax = plt.subplots()
+    try:
+        mod.spike_train_axes(ax, code, v, "SC-TTFS")
+        t_enc, t_cal = code.spike_times(v)
+        bars = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linewidth() == 2.4]  # the spikes
+        expected = sorted(list(t_enc[t_enc >= 0]) + [t + 0.12 for t in t_cal[t_cal >= 0]])
+        assert sorted(bars) == pytest.approx(expected)
+    finally:
+        plt.close(fig)

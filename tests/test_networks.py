@@ -221,6 +221,62 @@ def test_cpp_standalone_network_equals_torch_twin():
     np.testing.assert_array_equal(rs.predictions, rt.predictions)
 
 
+@pytest.mark.standalone
+def test_small_cpp_standalone_network_equals_torch_twin():
+    """The one network-level cpp_standalone test CI runs (not slow): a tiny MLP, a few inputs
+    in one compiled program (generated connectivity, 3 copies, a padded last slot), spike for
+    spike equal to the torch engine."""
+    _, snn = _convert("mlp")
+    x = _inputs(8, 5)
+    rs = snn.simulate(x, target="cpp_standalone", record=True, copies=3, progress=False)
+    rt = snn.simulate(x, backend="torch", record=True)
+    assert set(rs.spike_times) == set(rt.spike_times)
+    for layer in rt.spike_times:
+        for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
+            np.testing.assert_array_equal(a, b, err_msg=layer)
+        np.testing.assert_array_equal(rs.spike_counts[layer], rt.spike_counts[layer])
+    assert sum(c.sum() for c in rs.spike_counts.values()) > 0
+    np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
+    np.testing.assert_array_equal(rs.predictions, rt.predictions)
+
+
+def test_results_are_collected_from_plain_arrays_by_slot_and_copy():
+    """The one collection path of runtime runs and compiled programs, without a simulation: a
+    spike in window ``w`` of neuron ``c * n + k`` is neuron ``k`` of input ``(w - w_l) * copies
+    + c``; padding copies, windows after the last slot and the pipeline filling up are dropped."""
+    import brian2 as b2
+
+    from scttfs_brian.brian.collect import Events, Recorded, collect
+
+    _, snn = _convert("mlp")
+    g = snn.graph
+    T, B, slots, n_inputs = g.T, 2, 2, 3
+    name, n = g.layers[1].name, g.layers[1].size
+    w, w_out, n_out = g.windows[name], g.windows[g.output.name], g.output.size
+
+    def events(cases):  # (neuron index, window, step) -> Events, times in seconds (dt = 1 ms)
+        i, window, step = np.array(cases, dtype=np.int64).reshape(-1, 3).T
+        return Events(i, (window * T + step) * 1e-3)
+
+    # input 2 neuron 5 (slot 1, copy 0); a padding copy (input 3); after the last slot; filling up
+    spikes = events([(5, w + 1, 2), (n + 5, w + 1, 1), (7, w + 2, 0), (3, w - 1, 3)])
+    calibrations = events([(n + 1, w, 3)])  # input 1 (slot 0, copy 1), neuron 1
+    v = np.zeros((B * n_out, slots + w_out + 1))
+    for s in range(slots):
+        for c in range(B):
+            v[c * n_out : (c + 1) * n_out, w_out + 1 + s] = 100 * s + 10 * c + np.arange(n_out)
+    quiet = (events([]), events([]))
+    recorded = Recorded(v, {g.layers[0].name: quiet, name: (spikes, calibrations)}, copies=B)
+    piece = collect(g, recorded, n_inputs, slots, 1 * b2.ms, g.recording(True))
+    for image, (s, c) in enumerate([(0, 0), (0, 1), (1, 0)]):
+        np.testing.assert_array_equal(piece.outputs[image], 100 * s + 10 * c + np.arange(n_out))
+    np.testing.assert_array_equal(piece.counts[name], [[0, 0], [0, 1], [1, 0]])
+    np.testing.assert_array_equal(piece.counts[g.layers[0].name], np.zeros((3, 2)))
+    t_enc, t_cal = piece.times[name]
+    assert t_enc.shape == (3, n) and t_enc[2, 5] == 2 and (t_enc >= 0).sum() == 1
+    assert t_cal[1, 1] == 3 and (t_cal >= 0).sum() == 1
+
+
 def test_shared_weights_give_identical_results():
     _, snn = _convert("cnn")
     x = _inputs(40, 2)
@@ -238,13 +294,12 @@ def test_generated_connectivity_equals_index_arrays(name):
     arrays' synapses, with the same weights, in every copy."""
     import brian2 as b2
 
-    from scttfs_brian.brian.runner import _build
-    from scttfs_brian.brian.targets import use_target
+    from scttfs_brian.brian import build_network, use_target
 
     _, snn = _convert(name)
     with use_target("numpy"):
-        arrays = _build(snn.graph, 3, 1 * b2.ms, shared_weights=False, generated=False)
-        generated = _build(snn.graph, 3, 1 * b2.ms, shared_weights=True, generated=True)
+        arrays = build_network(snn.graph, 3, 1 * b2.ms, shared_weights=False, generated=False)
+        generated = build_network(snn.graph, 3, 1 * b2.ms, shared_weights=True, generated=True)
     syn_a = {o.name: o for o in arrays.net.objects if isinstance(o, b2.Synapses)}
     syn_g = {o.name: o for o in generated.net.objects if isinstance(o, b2.Synapses)}
     assert set(syn_a) == set(syn_g) and syn_a
@@ -310,7 +365,7 @@ def test_standalone_builds_bound_make_parallelism():
     """A bare ``-j`` (Brian2's default) would start one compiler per code object at once."""
     import os
 
-    from scttfs_brian.brian.targets import make_args
+    from scttfs_brian.brian.devices import make_args
 
     assert make_args(["-j"]) == ["-j", str(os.cpu_count())]
     assert make_args(["-j", "3"]) == ["-j", "3"]
@@ -327,7 +382,7 @@ def test_spike_queue_lists_are_reserved_exactly_in_standalone_projects(tmp_path)
 
     from brian2.synapses.synapses import Synapses
 
-    from scttfs_brian.brian.targets import _reserve_spike_queues, reserve_spike_queue_source
+    from scttfs_brian.brian.devices import reserve_spike_queue_source, reserve_spike_queues
 
     with open(os.path.join(os.path.dirname(inspect.getsourcefile(Synapses)), "cspikequeue.cpp")) as f:
         source = f.read()
@@ -342,11 +397,11 @@ def test_spike_queue_lists_are_reserved_exactly_in_standalone_projects(tmp_path)
             f.write(text)
 
     device = types.SimpleNamespace(copy_source_files=copy)
-    _reserve_spike_queues(device)
+    reserve_spike_queues(device)
     device.copy_source_files(None, str(tmp_path))
     assert "reserve(_counts[s])" in (tmp_path / "brianlib" / "spikequeue.h").read_text()
     device = types.SimpleNamespace(copy_source_files=lambda w, d: copy(w, d, "other queue"))
-    _reserve_spike_queues(device)
+    reserve_spike_queues(device)
     with pytest.warns(UserWarning, match="fill loop of Brian2's spike queue was not found"):
         device.copy_source_files(None, str(tmp_path))
     assert (tmp_path / "brianlib" / "spikequeue.h").read_text() == "other queue"

@@ -5,15 +5,29 @@ import numpy as np
 import pytest
 from conftest import KERNEL_PAIRS, WINDOWS, probe_potentials, sc_code, ttfs_code
 
-from scttfs_brian import PRESETS, SCTTFSCode
+from scttfs_brian import PRESETS, SCTTFSCode, ThresholdKernel, TTFSCode
 from scttfs_brian.brian.neurons import (
     LayerMonitors,
     encode_layer,
+    finer_time_code,
     integrating_layer,
     layer_synapses,
     spike_steps,
     spiking_layer,
 )
+
+
+@pytest.fixture(autouse=True)
+def numpy_target():
+    """Networks built here run on the numpy target (the cython and standalone tests name
+    their target explicitly): the default target would compile every test's code. One code
+    step is 1 ms (layers take ``defaultclock.dt`` unless given a ``dt``)."""
+    before = b2.prefs.codegen.target, b2.defaultclock.dt
+    b2.prefs.codegen.target = "numpy"
+    b2.defaultclock.dt = 1 * b2.ms
+    yield
+    b2.prefs.codegen.target = before[0]
+    b2.defaultclock.dt = before[1]
 
 
 @pytest.mark.parametrize("T", WINDOWS)
@@ -146,3 +160,220 @@ def test_cpp_standalone_equals_reference_rule():
     np.testing.assert_array_equal(t_cal, code.spike_times(v)[1])
     # runtime mode still works after a standalone build in the same process
     np.testing.assert_array_equal(encode_layer(v[:100], code)[0], code.spike_times(v[:100])[0])
+
+
+# --- equation mode (eq. 14 in the model) -------------------------------------------------------
+
+
+def _boundaries(code):
+    """The potentials on which an ulp of a threshold decides: every threshold, every
+    encoding+calibration sum, and their float neighbours (as in ``probe_potentials``)."""
+    exact = [np.asarray(code.table_e)]
+    if code.has_calibration:
+        exact.append((np.asarray(code.table_e)[:, None] + np.asarray(code.table_c)[None, :]).ravel())
+    exact = np.concatenate(exact)
+    return np.concatenate([exact, np.nextafter(exact, np.inf), np.nextafter(exact, -np.inf)])
+
+
+@pytest.mark.parametrize("T", [1, 6, 16])
+def test_equation_mode_equals_table_mode(kernel_pair, T):
+    """Same spikes as the table (and the reference rule) on random potentials; on the exact
+    boundary probes a difference could only come from ``exp`` rounding (see equations.py)."""
+    code = sc_code(kernel_pair, T)
+    v = probe_potentials(code, n_random=5_000, seed=T)
+    t_enc, t_cal = encode_layer(v, code, thresholds="equation")
+    ref_enc, ref_cal = code.spike_times(v)
+    random = slice(0, 5_000)
+    np.testing.assert_array_equal(t_enc[random], ref_enc[random])
+    np.testing.assert_array_equal(t_cal[random], ref_cal[random])
+    differ = (t_enc != ref_enc) | (t_cal != ref_cal)
+    assert np.isin(v[differ], _boundaries(code)).all()
+
+
+@pytest.mark.cython
+def test_equation_mode_under_cython_differs_only_at_exact_boundaries():
+    """Compiled code calls the C library's ``exp``, which can differ from numpy's (the table's)
+    by one ulp: potentials lying exactly on a threshold may then spike one step apart."""
+    code = sc_code(KERNEL_PAIRS["table1-cifar10"], 16)
+    v = probe_potentials(code, n_random=5_000, seed=1)
+    t_enc, t_cal = encode_layer(v, code, target="cython", thresholds="equation")
+    ref_enc, ref_cal = code.spike_times(v)
+    np.testing.assert_array_equal(t_enc[:5_000], ref_enc[:5_000])
+    np.testing.assert_array_equal(t_cal[:5_000], ref_cal[:5_000])
+    differ = (t_enc != ref_enc) | (t_cal != ref_cal)
+    assert np.isin(v[differ], _boundaries(code)).all()
+
+
+def test_equation_mode_ttfs_equals_reference():
+    code = ttfs_code(KERNEL_PAIRS["table1-cifar100"], 8)
+    v = np.random.default_rng(3).uniform(-1, 6, 3000)
+    t_enc, t_cal = encode_layer(v, code, thresholds="equation")
+    np.testing.assert_array_equal(t_enc, code.spike_times(v)[0])
+    assert np.all(t_cal == -1)
+
+
+def _run_one_window(G, v):
+    G.v = v
+    mon = LayerMonitors.attach(G)
+    b2.Network(G).run(G.window_duration, namespace={})
+    W = G.window_steps
+    t_enc = np.full(len(G), -1)
+    t_cal = np.full(len(G), -1)
+    t_enc[mon.spikes.i[:]] = spike_steps(mon.spikes.t[:], G.clock.dt, W)[1]
+    t_cal[mon.calibrations.i[:]] = spike_steps(mon.calibrations.t[:], G.clock.dt, W)[1]
+    return t_enc, t_cal
+
+
+def test_kernel_parameters_are_brian2_variables_and_drive_the_spikes():
+    code = SCTTFSCode(6, *PRESETS["cifar10"])
+    v = np.random.default_rng(4).uniform(0, 3, 500)
+    G = spiking_layer(len(v), code, thresholds="equation")
+    assert (float(G.alpha_e[:]), float(G.beta_e[:]), float(G.k_e[:])) == (2.0, -1.0, 0.8)
+    assert (float(G.alpha_c[:]), float(G.beta_c[:]), float(G.k_c[:])) == (1.0, 0.8, 1.0)
+    G.k_e = 0.5
+    got = _run_one_window(G, v)
+    slower = SCTTFSCode(6, ThresholdKernel(2.0, -1.0, 0.5), code.calibrate)
+    np.testing.assert_array_equal(np.stack(got), np.stack(slower.spike_times(v)))
+    assert (got[0] != code.spike_times(v)[0]).any()
+    assert G.code == slower
+
+
+def test_per_neuron_kernels():
+    code = SCTTFSCode(5, *PRESETS["cifar100"])
+    rng = np.random.default_rng(6)
+    N = 300
+    v = rng.uniform(0, 8, N)
+    G = spiking_layer(N, code, thresholds="equation", kernels="per_neuron", unit=b2.mV)
+    G.k_e = rng.uniform(0.3, 1.5, N)
+    G.alpha_c = rng.uniform(0.5, 3, N) * b2.mV
+    t_enc, t_cal = _run_one_window(G, v * b2.mV)
+    for i in range(N):
+        ref = G.code_of(i).spike_times(v[i : i + 1])
+        assert (t_enc[i], t_cal[i]) == (ref[0][0], ref[1][0]), i
+    with pytest.raises(ValueError, match="differ between neurons"):
+        G.code  # noqa: B018
+
+
+def test_code_cannot_be_reassigned_silently():
+    code = SCTTFSCode(4, *PRESETS["cifar10"])
+    other = SCTTFSCode(4, *PRESETS["cifar100"])
+    G = spiking_layer(3, code)
+    with pytest.raises(AttributeError, match="would change nothing"):
+        G.code = other
+    assert G.code is code
+    H = spiking_layer(200, code, thresholds="equation")
+    H.code = other  # equation mode: the kernels of the simulation change
+    assert (float(H.alpha_e[:]), float(H.k_c[:])) == (4.5, 1.0)
+    v = np.random.default_rng(8).uniform(0, 8, 200)
+    np.testing.assert_array_equal(np.stack(_run_one_window(H, v)), np.stack(other.spike_times(v)))
+    with pytest.raises(ValueError, match="only the kernels can change"):
+        H.code = SCTTFSCode(5, *PRESETS["cifar10"])
+
+
+# --- finer time ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 12])
+def test_finer_time_spikes_are_those_of_the_finer_code(n):
+    code = SCTTFSCode(4, *PRESETS["cifar10"])
+    fine = finer_time_code(code, n)
+    assert fine.T == 4 * n and fine.encode.k == 0.8 / n
+    v = np.random.default_rng(n).uniform(-0.5, 4, 4000)
+    t_enc, t_cal = encode_layer(v, code, thresholds="equation", steps_per_code_step=n)
+    np.testing.assert_array_equal(t_enc, fine.spike_times(v)[0])
+    np.testing.assert_array_equal(t_cal, fine.spike_times(v)[1])
+    # spikes fall between code steps, and the error shrinks
+    if n > 1:
+        assert (t_enc % n != 0).any()
+        assert (
+            np.abs(fine.quantize(v) - np.clip(v, 0, None))[v < code.max_value].mean()
+            < np.abs(code.quantize(v) - np.clip(v, 0, None))[v < code.max_value].mean()
+        )
+
+
+def test_finer_time_decodes_the_threshold_at_the_spike_time():
+    """Two layers on finer time: post decodes w * theta(t_spike) (eqs. 16-17) and encodes it in
+    the next window, delays counted in code steps."""
+    code = SCTTFSCode(3, *KERNEL_PAIRS["cal-below-enc"])
+    n = 4
+    fine = finer_time_code(code, n)
+    v = np.array([0.95, 0.6, 0.31, 0.12])
+    W = np.array([[0.5, 1.0, -0.4, 2.0], [1.5, 0.2, 0.7, 0.1]])
+    kw = {"thresholds": "equation", "steps_per_code_step": n}
+    pre, post = spiking_layer(4, code, **kw), spiking_layer(2, code, **kw)
+    out = integrating_layer(2, code, steps_per_code_step=n)
+    pre.v = v
+    S = layer_synapses(pre, post)
+    S.connect(i=np.repeat(np.arange(4), 2), j=np.tile(np.arange(2), 4))
+    S.w = W.T.ravel()
+    S2 = layer_synapses(post, out, delay_steps=0)
+    S2.connect(j="i")
+    S2.w = 1.0
+    decoded = b2.StateMonitor(post, "v", record=True, when="start", dt=pre.window_duration)
+    b2.Network(pre, post, out, S, S2, decoded).run(3 * pre.window_duration, namespace={})
+    np.testing.assert_allclose(decoded.v[:, 1], W @ fine.quantize(v), rtol=1e-14)
+    np.testing.assert_allclose(out.v[:], fine.quantize(W @ fine.quantize(v)), rtol=1e-14)
+
+
+def test_steps_per_code_step_needs_equation_mode():
+    code = SCTTFSCode(4, *PRESETS["cifar10"])
+    with pytest.raises(ValueError, match="needs thresholds='equation'"):
+        spiking_layer(2, code, steps_per_code_step=3)
+    with pytest.raises(ValueError, match="integer >= 1"):
+        spiking_layer(2, code, thresholds="equation", steps_per_code_step=0)
+    with pytest.raises(ValueError, match="thresholds must be one of"):
+        spiking_layer(2, code, thresholds="exp")
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        spiking_layer(2, code, thresholds="equation", kernels="each")
+
+
+# --- Brian2 idiom -------------------------------------------------------------------------------
+
+
+def test_names_are_optional_and_unique():
+    code = TTFSCode(3, PRESETS["cifar10"][0])
+    a, b = spiking_layer(2, code), spiking_layer(2, code)
+    out = integrating_layer(2, code)
+    S = layer_synapses(a, out)
+    assert a.name != b.name and a.name.startswith("spiking_layer")
+    assert out.name.startswith("integrating_layer") and S.name.startswith(f"{a.name}_to_{out.name}")
+    S.connect(j="i")
+    S.w = 1.0
+    a.v = [0.9, 0.05]
+    b2.Network(a, b, out, S).run(2 * 3 * b2.ms, namespace={})
+    np.testing.assert_array_equal(out.v[:], code.quantize(np.array([0.9, 0.05])))
+
+
+def test_dt_defaults_to_the_defaultclock_at_build_time():
+    code = SCTTFSCode(4, *PRESETS["cifar10"])
+    b2.defaultclock.dt = 0.25 * b2.ms
+    G = spiking_layer(3, code)
+    out = integrating_layer(3, code)
+    b2.defaultclock.dt = 1 * b2.ms  # later changes do not move the layer's clock
+    assert G.clock.dt == 0.25 * b2.ms and out.clock.dt == 0.25 * b2.ms
+    assert G.window_duration == 1 * b2.ms
+    v = np.array([0.9, 0.3, 0.1])
+    np.testing.assert_array_equal(np.stack(_run_one_window(G, v)), np.stack(code.spike_times(v)))
+
+
+def test_integrating_layer_takes_a_code_or_T():
+    code = SCTTFSCode(3, *PRESETS["cifar10"])
+    for spec in (code, 3):
+        G = integrating_layer(1, spec)
+        G.v_next = 2.0
+        b2.Network(G).run(4 * b2.ms, namespace={})
+        assert float(G.v[0]) == 0.0  # second boundary at step 3: v <- v_next = b = 0
+    with pytest.raises(TypeError, match="window length T >= 1"):
+        integrating_layer(1, 0)
+
+
+def test_units_end_to_end():
+    code = SCTTFSCode(6, *PRESETS["cifar10"])
+    v = np.random.default_rng(9).uniform(-0.5, 4, 300)
+    t_enc, t_cal = encode_layer(v * b2.mV, code, unit=b2.mV, thresholds="equation")
+    np.testing.assert_array_equal(t_enc, code.spike_times(v)[0])
+    G = spiking_layer(2, code, unit=b2.mV, thresholds="equation")
+    assert b2.have_same_dimensions(G.alpha_e, b2.mV) and b2.have_same_dimensions(G.theta_e, b2.mV)
+    assert G.window_duration == 6 * b2.ms
+    with pytest.raises(b2.DimensionMismatchError):
+        G.v = 1.0

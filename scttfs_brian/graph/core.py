@@ -2,11 +2,10 @@
 
 The graph is data: layers of neurons, each with the linear projections that feed it, a bias and
 a code. It knows shapes, connectivity and the pipelining of windows; it runs nothing (the torch
-twin in :mod:`.functional` and the Brian2 builder in :mod:`.brian` read it).
+engine in :mod:`scttfs_brian.torch` and the Brian2 builder in :mod:`scttfs_brian.brian` read it).
 
-* A **projection** is a chain of linear operations applied to a source's decoded values:
-  :class:`Conv2d`, :class:`Dense`, :class:`AvgPool2d` (average pooling is linear, so it is folded
-  into the connectivity of the next weight layer: no extra window, exact) and :class:`Flatten`.
+* A **projection** is a chain of linear operations (:mod:`.ops`) applied to a source's decoded
+  values.
 * A **layer** sums its projections and its bias (BatchNorm already folded in, eq. 24). A layer
   with a code is a spiking layer (the ReLU of the ANN becomes the code's quantizer); the last
   layer has no code: it only integrates, and the prediction is its argmax.
@@ -21,256 +20,21 @@ window as the main branch's (``Projection.delay_windows``).
 
 from __future__ import annotations
 
-import json
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode
+from ..coding import SCTTFSCode, TTFSCode
+from .ops import AvgPool2d, Conv2d, ConvSpec, Dense, Flatten, _finite, op_matrix
 
-__all__ = [
-    "Dense",
-    "Conv2d",
-    "AvgPool2d",
-    "Flatten",
-    "Projection",
-    "ConvSpec",
-    "Layer",
-    "Graph",
-    "INPUT",
-    "conv2d_connectivity",
-    "avg_pool2d_connectivity",
-]
+__all__ = ["INPUT", "Projection", "Layer", "Graph"]
 
 #: Name of the network's input in projections.
 INPUT = "input"
-
-
-def _pair(x: Any, name: str) -> tuple[int, int]:
-    if isinstance(x, (int, np.integer)):
-        x = (int(x), int(x))
-    x = tuple(int(v) for v in x)
-    if len(x) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints (got {x})")
-    return x
-
-
-def _finite(name: str, arr: np.ndarray) -> np.ndarray:
-    arr = np.asarray(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN or inf); check the trained weights")
-    return arr
-
-
-# --------------------------------------------------------------------------------------------
-# Linear operations
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class Dense:
-    """Fully connected map, ``weight`` of shape ``(out_features, in_features)``."""
-
-    weight: np.ndarray
-
-    def __post_init__(self) -> None:
-        w = _finite("Dense weight", self.weight)
-        if w.ndim != 2:
-            raise ValueError(f"Dense weight must be 2-D (out, in) (got shape {w.shape})")
-        object.__setattr__(self, "weight", w)
-
-    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        n = int(np.prod(in_shape))
-        if len(in_shape) != 1 or n != self.weight.shape[1]:
-            raise ValueError(
-                f"Dense expects a flat input of {self.weight.shape[1]} features (got shape {in_shape}); "
-                "add a Flatten before it"
-            )
-        return (self.weight.shape[0],)
-
-    def connectivity(self, in_shape):
-        n_out, n_in = self.weight.shape
-        post, pre = np.divmod(np.arange(n_out * n_in, dtype=np.int64), n_in)
-        return post, pre, np.arange(n_out * n_in, dtype=np.int64)
-
-    def parameters(self) -> np.ndarray:
-        return self.weight
-
-
-@dataclass(frozen=True, eq=False)
-class Conv2d:
-    """2-D convolution (cross-correlation, as torch), ``weight`` ``(out_ch, in_ch, kh, kw)``."""
-
-    weight: np.ndarray
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-
-    def __post_init__(self) -> None:
-        w = _finite("Conv2d weight", self.weight)
-        if w.ndim != 4:
-            raise ValueError(f"Conv2d weight must be 4-D (out, in, kh, kw) (got shape {w.shape})")
-        object.__setattr__(self, "weight", w)
-        object.__setattr__(self, "stride", _pair(self.stride, "stride"))
-        object.__setattr__(self, "padding", _pair(self.padding, "padding"))
-
-    def out_shape(self, in_shape):
-        if len(in_shape) != 3 or in_shape[0] != self.weight.shape[1]:
-            raise ValueError(f"Conv2d expects input (C={self.weight.shape[1]}, H, W) (got shape {in_shape})")
-        _, H, W = in_shape
-        kh, kw = self.weight.shape[2:]
-        Ho = (H + 2 * self.padding[0] - kh) // self.stride[0] + 1
-        Wo = (W + 2 * self.padding[1] - kw) // self.stride[1] + 1
-        if Ho < 1 or Wo < 1:
-            raise ValueError(f"Conv2d kernel {kh}x{kw} does not fit input {H}x{W} with padding {self.padding}")
-        return (self.weight.shape[0], Ho, Wo)
-
-    def connectivity(self, in_shape):
-        return conv2d_connectivity(in_shape, self.weight.shape, self.stride, self.padding)
-
-    def parameters(self) -> np.ndarray:
-        return self.weight
-
-
-@dataclass(frozen=True, eq=False)
-class AvgPool2d:
-    """Average pooling (``count_include_pad=True``: padded zeros count in the mean, as torch's
-    default); a linear map, folded into the next weight layer's connectivity."""
-
-    kernel: tuple[int, int]
-    stride: tuple[int, int] | None = None
-    padding: tuple[int, int] = (0, 0)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kernel", _pair(self.kernel, "kernel"))
-        object.__setattr__(self, "stride", _pair(self.stride if self.stride is not None else self.kernel, "stride"))
-        object.__setattr__(self, "padding", _pair(self.padding, "padding"))
-
-    def out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"AvgPool2d expects input (C, H, W) (got shape {in_shape})")
-        C, H, W = in_shape
-        Ho = (H + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1
-        Wo = (W + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1
-        if Ho < 1 or Wo < 1:
-            raise ValueError(f"AvgPool2d kernel {self.kernel} does not fit input {H}x{W}")
-        return (C, Ho, Wo)
-
-    def connectivity(self, in_shape):
-        return avg_pool2d_connectivity(in_shape, self.kernel, self.stride, self.padding)
-
-    def parameters(self) -> np.ndarray:
-        return np.array([1.0 / (self.kernel[0] * self.kernel[1])])
-
-
-@dataclass(frozen=True, eq=False)
-class Flatten:
-    """Flatten ``(C, H, W)`` to ``(C*H*W,)`` in C order (torch's ``flatten(1)``)."""
-
-    def out_shape(self, in_shape):
-        return (int(np.prod(in_shape)),)
-
-    def connectivity(self, in_shape):
-        n = int(np.prod(in_shape))
-        idx = np.arange(n, dtype=np.int64)
-        return idx, idx, np.zeros(n, dtype=np.int64)
-
-    def parameters(self) -> np.ndarray:
-        return np.array([1.0])
-
-
-Op = Dense | Conv2d | AvgPool2d | Flatten
-
-
-def conv2d_connectivity(in_shape, weight_shape, stride=(1, 1), padding=(0, 0)):
-    """Synapses of a convolution as flat index arrays ``(post, pre, widx)``, vectorized.
-
-    ``post`` indexes the output ``(O, Ho, Wo)`` in C order, ``pre`` the input ``(C, H, W)``,
-    ``widx`` the weight tensor ``(O, C, kh, kw)`` flattened: ``out[post] += w.flat[widx] *
-    in[pre]`` for every entry is the convolution. Taps that fall into the zero padding are
-    dropped.
-    """
-    C, H, W = in_shape
-    O, Cw, kh, kw = weight_shape
-    if C != Cw:
-        raise ValueError(f"conv weight expects {Cw} input channels (got input shape {in_shape})")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    Ho = (H + 2 * ph - kh) // sh + 1
-    Wo = (W + 2 * pw - kw) // sw + 1
-    # input row/col read by output position y (x) and kernel row ky (kx)
-    rows = np.arange(Ho)[:, None] * sh - ph + np.arange(kh)[None, :]  # (Ho, kh)
-    cols = np.arange(Wo)[:, None] * sw - pw + np.arange(kw)[None, :]  # (Wo, kw)
-    y, ky, x, kx = np.nonzero(
-        ((rows >= 0) & (rows < H))[:, :, None, None] & ((cols >= 0) & (cols < W))[None, None, :, :]
-    )
-    # valid (y, ky, x, kx) taps, shared by every (out channel, in channel) pair
-    in_pos = rows[y, ky] * W + cols[x, kx]
-    out_pos = y * Wo + x
-    k_pos = ky * kw + kx
-    o = np.arange(O, dtype=np.int64)[:, None, None]
-    c = np.arange(C, dtype=np.int64)[None, :, None]
-    post = (o * (Ho * Wo) + out_pos[None, None, :]) + 0 * c
-    pre = (c * (H * W) + in_pos[None, None, :]) + 0 * o
-    widx = (o * C + c) * (kh * kw) + k_pos[None, None, :]
-    return post.reshape(-1), pre.reshape(-1), widx.reshape(-1)
-
-
-def avg_pool2d_connectivity(in_shape, kernel, stride=None, padding=(0, 0)):
-    """Average pooling as ``(post, pre, widx)`` with one weight ``1/(kh*kw)`` (``widx`` all 0)."""
-    C, H, W = in_shape
-    kh, kw = _pair(kernel, "kernel")
-    post1, pre1, _ = conv2d_connectivity((1, H, W), (1, 1, kh, kw), stride if stride is not None else kernel, padding)
-    Ho = (H + 2 * _pair(padding, "padding")[0] - kh) // _pair(stride or kernel, "stride")[0] + 1
-    Wo = (W + 2 * _pair(padding, "padding")[1] - kw) // _pair(stride or kernel, "stride")[1] + 1
-    ch = np.arange(C, dtype=np.int64)[:, None]
-    post = (ch * (Ho * Wo) + post1[None, :]).reshape(-1)
-    pre = (ch * (H * W) + pre1[None, :]).reshape(-1)
-    return post, pre, np.zeros(post.size, dtype=np.int64)
-
-
-def _op_matrix(op: Op, in_shape) -> sp.csr_matrix:
-    post, pre, widx = op.connectivity(in_shape)
-    n_out = int(np.prod(op.out_shape(in_shape)))
-    n_in = int(np.prod(in_shape))
-    vals = op.parameters().reshape(-1)[widx]
-    return sp.csr_matrix((vals, (post, pre)), shape=(n_out, n_in))
-
-
-# --------------------------------------------------------------------------------------------
-# Projections, layers, graph
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class ConvSpec:
-    """A projection that is one convolution over its source, average pooling folded in.
-
-    ``kernel`` has shape ``(O, C, kh, kw)``; the projection maps the source ``in_shape`` =
-    ``(C, H, W)`` (a flat source of ``n`` features reads as ``(n, 1, 1)``) to ``out_shape`` =
-    ``(O, Ho, Wo)``, both flattened in C order: ``out[o, y, x] += kernel[o, c, ky, kx] *
-    in[c, y*sh - ph + ky, x*sw - pw + kx]`` for every tap inside the source. A dense layer is the
-    kernel that covers its whole (flattened) input. :meth:`Projection.as_conv` builds it; the
-    Brian2 builder turns it into connectivity generated by Brian2's code (no index arrays).
-    """
-
-    kernel: np.ndarray
-    stride: tuple
-    padding: tuple
-    in_shape: tuple
-    out_shape: tuple
-
-    def taps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per output row (column), the number of kernel rows (columns) inside the source."""
-        (_, H, W), (_, Ho, Wo) = self.in_shape, self.out_shape
-        kh, kw = self.kernel.shape[2:]
-        rows = np.arange(Ho)[:, None] * self.stride[0] - self.padding[0] + np.arange(kh)[None, :]
-        cols = np.arange(Wo)[:, None] * self.stride[1] - self.padding[1] + np.arange(kw)[None, :]
-        return ((rows >= 0) & (rows < H)).sum(1), ((cols >= 0) & (cols < W)).sum(1)
-
-    @property
-    def n_synapses(self) -> int:
-        """Synapses of the projection: every (out channel, in channel, tap inside the source)."""
-        ty, tx = self.taps()
-        return int(self.kernel.shape[0] * self.kernel.shape[1] * ty.sum() * tx.sum())
 
 
 @dataclass(eq=False)
@@ -279,7 +43,9 @@ class Projection:
 
     source: str
     ops: tuple = ()
-    delay_windows: int = 0  #: set by :meth:`Graph.validate` from the windows of source and target
+    #: whole windows its spikes wait; the :class:`Graph` that holds the projection sets it from
+    #: the windows of source and target (a value given here is replaced)
+    delay_windows: int = 0
 
     def out_shape(self, in_shape):
         shape = tuple(in_shape)
@@ -292,13 +58,13 @@ class Projection:
         shape = tuple(in_shape)
         M = sp.identity(int(np.prod(shape)), format="csr")
         for op in self.ops:
-            M = _op_matrix(op, shape) @ M
+            M = op_matrix(op, shape) @ M
             shape = op.out_shape(shape)
         M.sum_duplicates()
         return M.tocsr()
 
     def as_conv(self, in_shape) -> ConvSpec | None:
-        """This projection as one :class:`ConvSpec`, or ``None`` when it is not one.
+        """This projection as one :class:`~.ops.ConvSpec`, or ``None`` when it is not one.
 
         Recognized: ``Conv2d``; ``Dense`` on a flat source; ``Flatten, Dense``; each optionally
         after one ``AvgPool2d`` whose kernel equals its stride, without padding, that tiles the
@@ -310,8 +76,11 @@ class Projection:
         if ops and isinstance(ops[0], AvgPool2d):
             pool = ops.pop(0)
             if (
-                len(shape) != 3 or pool.kernel != pool.stride or pool.padding != (0, 0)
-                or shape[1] % pool.kernel[0] or shape[2] % pool.kernel[1]
+                len(shape) != 3
+                or pool.kernel != pool.stride
+                or pool.padding != (0, 0)
+                or shape[1] % pool.kernel[0]
+                or shape[2] % pool.kernel[1]
             ):
                 return None
             pooled = pool.out_shape(shape)
@@ -370,8 +139,8 @@ class Layer:
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)
         n = int(np.prod(self.shape))
-        b = np.broadcast_to(_finite(f"bias of layer '{self.name}'", self.bias), (n,)) if np.ndim(self.bias) == 0 else _finite(f"bias of layer '{self.name}'", self.bias)
-        b = np.asarray(b, dtype=np.float64).reshape(-1)
+        b = _finite(f"bias of layer '{self.name}'", self.bias)
+        b = np.broadcast_to(b, (n,)) if b.ndim == 0 else b.reshape(-1)
         if b.size != n:
             raise ValueError(f"bias of layer '{self.name}' has {b.size} values for {n} neurons")
         self.bias = b.copy()
@@ -389,16 +158,25 @@ class Layer:
 
 @dataclass(eq=False)
 class Graph:
-    """A converted network: input shape, optional input code, layers in topological order."""
+    """A converted network: input shape, optional input code, layers in topological order.
+
+    Building a graph checks it (:meth:`validate`) and then places its layers in windows: it holds
+    its own copies of the layers' projections, with ``delay_windows`` set (the layers and
+    projections passed in are not modified), and :attr:`windows` gives each population's
+    encoding window (the output's: the window in which it integrates).
+    """
 
     input_shape: tuple
     layers: list
     input_code: Any = None
+    #: ``{population: window}``, ``"input"`` included (``-1`` when the input is analog)
     windows: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(s) for s in self.input_shape)
         self.validate()
+        self.windows, delays = _schedule(self.layers, self.input_code is not None)
+        self.layers = [_placed(layer, delays[layer.name]) for layer in self.layers]
 
     # -- structure -------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Layer:
@@ -445,7 +223,9 @@ class Graph:
                 idx = np.asarray(idx, dtype=np.int64).reshape(-1)
                 size = int(np.prod(self.shape_of(name)))
                 if idx.size and (idx.min() < 0 or idx.max() >= size):
-                    raise ValueError(f"neuron indices for {name!r} must lie in [0, {size - 1}] (flat, C order)")
+                    raise ValueError(
+                        f"neuron indices for {name!r} must lie in [0, {size - 1}] (flat, C order)"
+                    )
                 record[name] = idx
         return record
 
@@ -463,134 +243,111 @@ class Graph:
         return self.n_windows * self.T
 
     def validate(self) -> None:
+        """Check the graph (names, codes, one window length, topological order, shapes); raise
+        ``ValueError`` / ``TypeError`` saying what is wrong. A pure check: it changes nothing."""
         if not self.layers:
             raise ValueError("a graph needs at least one layer")
         names = [l.name for l in self.layers]
         if len(set(names)) != len(names) or INPUT in names:
             raise ValueError(f"layer names must be unique and not {INPUT!r} (got {names})")
         if self.layers[-1].spiking or any(not l.spiking for l in self.layers[:-1]):
-            raise ValueError("every layer but the last must have a code; the last (output) layer must have none")
+            raise ValueError(
+                "every layer but the last must have a code; the last (output) layer must have none"
+            )
         if self.input_code is not None and not isinstance(self.input_code, (SCTTFSCode, TTFSCode)):
             raise TypeError("input_code must be an SCTTFSCode, a TTFSCode or None")
         Ts = {name: c.T for name, c in self.codes().items()}
         if len(set(Ts.values())) > 1:
             raise ValueError(f"all spiking layers must share one window length T for pipelining (got {Ts})")
-        windows = {INPUT: 0 if self.input_code is not None else -1}
+        earlier = {INPUT}
         for layer in self.layers:
-            if not layer.inputs:
-                raise ValueError(f"layer '{layer.name}' has no inputs")
-            for proj in layer.inputs:
-                if proj.source not in windows:
-                    raise ValueError(
-                        f"layer '{layer.name}' reads '{proj.source}', which is not an earlier layer; "
-                        "layers must be listed in topological order"
-                    )
-                shape = proj.out_shape(self.shape_of(proj.source))
-                if shape != layer.shape:
-                    raise ValueError(
-                        f"projection from '{proj.source}' into '{layer.name}' gives shape {shape}, "
-                        f"the layer has shape {layer.shape}"
-                    )
-            if self.input_code is None and any(p.source == INPUT for p in layer.inputs) and len(layer.inputs) > 1:
+            self._check_inputs(layer, earlier)
+            earlier.add(layer.name)
+
+    def _check_inputs(self, layer: Layer, earlier: set) -> None:
+        if not layer.inputs:
+            raise ValueError(f"layer '{layer.name}' has no inputs")
+        for proj in layer.inputs:
+            if proj.source not in earlier:
                 raise ValueError(
-                    f"layer '{layer.name}' mixes the analog input with other sources; "
-                    "encode the input (input_code=...) to combine it with spikes"
+                    f"layer '{layer.name}' reads '{proj.source}', which is not an earlier layer; "
+                    "layers must be listed in topological order"
                 )
-            last = max(windows[p.source] for p in layer.inputs)
-            for proj in layer.inputs:
-                proj.delay_windows = last - windows[proj.source]
-            # a layer encodes in the window after its latest source; the output integrates then
-            windows[layer.name] = last + 1 if layer.spiking else last
-        self.windows = windows
+            shape = proj.out_shape(self.shape_of(proj.source))
+            if shape != layer.shape:
+                raise ValueError(
+                    f"projection from '{proj.source}' into '{layer.name}' gives shape {shape}, "
+                    f"the layer has shape {layer.shape}"
+                )
+        if self.input_code is None and any(p.source == INPUT for p in layer.inputs) and len(layer.inputs) > 1:
+            raise ValueError(
+                f"layer '{layer.name}' mixes the analog input with other sources; "
+                "encode the input (input_code=...) to combine it with spikes"
+            )
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the graph to one ``.npz`` file (arrays plus a JSON description; no pickle)."""
-        arrays: dict[str, np.ndarray] = {}
+        """Write the graph to one ``.npz`` file (see :func:`~.io.save_graph`; no pickle)."""
+        from .io import save_graph
 
-        def code_dict(code):
-            if code is None:
-                return None
-            kern = lambda k: [k.alpha, k.beta, k.k]  # noqa: E731
-            if isinstance(code, SCTTFSCode):
-                return {"kind": "sc-ttfs", "T": code.T, "encode": kern(code.encode), "calibrate": kern(code.calibrate)}
-            return {"kind": "ttfs", "T": code.T, "encode": kern(code.encode)}
-
-        layers = []
-        for li, layer in enumerate(self.layers):
-            arrays[f"l{li}_bias"] = layer.bias
-            projs = []
-            for pi, proj in enumerate(layer.inputs):
-                ops = []
-                for oi, op in enumerate(proj.ops):
-                    key = f"l{li}_p{pi}_o{oi}"
-                    if isinstance(op, Dense):
-                        arrays[key] = op.weight
-                        ops.append({"op": "dense", "weight": key})
-                    elif isinstance(op, Conv2d):
-                        arrays[key] = op.weight
-                        ops.append({"op": "conv2d", "weight": key, "stride": op.stride, "padding": op.padding})
-                    elif isinstance(op, AvgPool2d):
-                        ops.append({"op": "avgpool2d", "kernel": op.kernel, "stride": op.stride, "padding": op.padding})
-                    else:
-                        ops.append({"op": "flatten"})
-                projs.append({"source": proj.source, "ops": ops})
-            layers.append({"name": layer.name, "shape": layer.shape, "inputs": projs, "code": code_dict(layer.code)})
-        meta = {"format": "scttfs-graph/1", "input_shape": self.input_shape,
-                "input_code": code_dict(self.input_code), "layers": layers}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        np.savez(path, **arrays)
+        save_graph(self, path)
 
     @classmethod
     def load(cls, path) -> Graph:
-        """Read a graph written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(f["meta"].tobytes().decode())
-            if meta.get("format") != "scttfs-graph/1":
-                raise ValueError(f"{path} is not a saved scttfs graph (format {meta.get('format')!r})")
+        """Read a graph written by :meth:`save` (see :func:`~.io.load_graph`)."""
+        from .io import load_graph
 
-            def code_of(d):
-                if d is None:
-                    return None
-                if d["kind"] == "sc-ttfs":
-                    return SCTTFSCode(d["T"], ThresholdKernel(*d["encode"]), ThresholdKernel(*d["calibrate"]))
-                return TTFSCode(d["T"], ThresholdKernel(*d["encode"]))
-
-            layers = []
-            for li, ld in enumerate(meta["layers"]):
-                projs = []
-                for pd in ld["inputs"]:
-                    ops = []
-                    for od in pd["ops"]:
-                        kind = od["op"]
-                        if kind == "dense":
-                            ops.append(Dense(f[od["weight"]]))
-                        elif kind == "conv2d":
-                            ops.append(Conv2d(f[od["weight"]], od["stride"], od["padding"]))
-                        elif kind == "avgpool2d":
-                            ops.append(AvgPool2d(od["kernel"], od["stride"], od["padding"]))
-                        else:
-                            ops.append(Flatten())
-                    projs.append(Projection(pd["source"], tuple(ops)))
-                layers.append(Layer(ld["name"], tuple(ld["shape"]), projs, f[f"l{li}_bias"], code_of(ld["code"])))
-        return cls(tuple(meta["input_shape"]), layers, input_code=code_of(meta["input_code"]))
+        return load_graph(path)
 
     def with_codes(self, codes: dict) -> Graph:
         """A copy sharing the weights, with the codes of the named populations replaced
         (``"input"`` names the input code)."""
         layers = [
-            Layer(l.name, l.shape, [Projection(p.source, p.ops) for p in l.inputs], l.bias, codes.get(l.name, l.code))
+            Layer(
+                l.name,
+                l.shape,
+                [Projection(p.source, p.ops) for p in l.inputs],
+                l.bias,
+                codes.get(l.name, l.code),
+            )
             for l in self.layers
         ]
         return Graph(self.input_shape, layers, input_code=codes.get(INPUT, self.input_code))
 
     def summary(self) -> str:
-        lines = [f"input {self.input_shape}" + (f" encoded by {self.input_code}" if self.input_code else " (analog)")]
+        analog = f" encoded by {self.input_code}" if self.input_code else " (analog)"
+        lines = [f"input {self.input_shape}{analog}"]
         for l in self.layers:
             srcs = ", ".join(
-                f"{p.source}" + (f" (+{p.delay_windows} windows)" if p.delay_windows else "") for p in l.inputs
+                f"{p.source}" + (f" (+{p.delay_windows} windows)" if p.delay_windows else "")
+                for p in l.inputs
             )
             kind = repr(l.code) if l.code is not None else "output (integrates)"
-            lines.append(f"{l.name:>12} {str(l.shape):>14} window {self.windows[l.name]:>2}  <- {srcs}  {kind}")
+            lines.append(
+                f"{l.name:>12} {str(l.shape):>14} window {self.windows[l.name]:>2}  <- {srcs}  {kind}"
+            )
         lines.append(f"latency {self.latency_steps} steps ({self.n_windows} windows of T={self.T})")
         return "\n".join(lines)
+
+
+def _schedule(layers: list, input_spikes: bool) -> tuple[dict, dict]:
+    """Windows of a checked graph's populations and the delay (in windows) of each projection.
+
+    A layer decodes while its latest source encodes; a spiking layer encodes in the window after
+    it, the output integrates in it. A projection from an earlier source waits the difference.
+    Returns ``({population: window}, {layer: [delay of each projection]})``.
+    """
+    windows = {INPUT: 0 if input_spikes else -1}
+    delays = {}
+    for layer in layers:
+        last = max(windows[p.source] for p in layer.inputs)
+        delays[layer.name] = [last - windows[p.source] for p in layer.inputs]
+        windows[layer.name] = last + 1 if layer.spiking else last
+    return windows, delays
+
+
+def _placed(layer: Layer, delays: list) -> Layer:
+    """A shallow copy of ``layer`` whose projections are copies carrying their delays."""
+    out = copy.copy(layer)
+    out.inputs = [dataclasses.replace(p, delay_windows=d) for p, d in zip(layer.inputs, delays)]
+    return out

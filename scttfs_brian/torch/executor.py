@@ -1,42 +1,56 @@
-r"""The torch twin of a converted network: the "pre-conversion SNN" of section 3.4.
+r"""The torch engine's graph executor: the "pre-conversion SNN" of section 3.4 on a graph.
 
-Each ReLU of the ANN is replaced by its layer's code (:mod:`.coding`): a spiking layer's value
-is ``z = theta_e(t_enc) + theta_c(t_cal)`` with the spike times of the stepwise rule, computed
-on the whole batch at once (any device, float32 or float64). In float64 it gives, neuron for
-neuron, the spike times of the Brian2 network built from the same graph.
+Each ReLU of the ANN is replaced by its layer's code (:mod:`scttfs_brian.coding`): a spiking
+layer's value is ``z = theta_e(t_enc) + theta_c(t_cal)`` with the spike times of the stepwise
+rule, computed on the whole batch at once (any device, float32 or float64) through the codebook
+lookup of :mod:`.lookup`. In float64 it gives, neuron for neuron, the spike times of the Brian2
+network built from the same graph.
 
-Two pieces:
+One executor, two modes of activation:
 
-* :func:`run` / :class:`GraphModule` execute a :class:`~.graph.Graph` (fixed codes) and report
-  spike times and counts;
-* :class:`SpikingActivation` is an ``nn.Module`` with trainable kernels, used in place of
-  ``nn.ReLU`` when fine-tuning (section 3.4). Its forward pass is the same rule; its backward
-  pass differentiates ``theta(t)`` with respect to ``alpha, beta, k`` at the (piecewise
-  constant) spike times, eqs. 21-23, and passes the gradient straight through to ``v`` inside
-  the code's range.
+* :class:`GraphModule` / :func:`run`: the codes (fixed kernels); they return a
+  :class:`FunctionalOutput`, the raw tensors of the torch side (output potentials, spike times,
+  decoded values and counts as tensors on the run's device, no copies), which fine-tuning and
+  the ``nn.Module`` world use directly; :func:`simulate` turns that into the
+  backend-independent :class:`~scttfs_brian.results.SimulationResult` (numpy arrays), the type
+  both engines return;
+* :func:`relu_forward`: a plain ReLU in place of every code (what the ANN computes), which the
+  converter uses to check a conversion.
+
+Both go through the same layer loop and :func:`apply_op`, the one place where a graph operation
+becomes torch ops.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode, stepwise_spike_times
 from ..graph import INPUT, AvgPool2d, Conv2d, Dense, Flatten, Graph
 from ..results import SimulationResult
+from .lookup import METHODS, encode_layer
 
-__all__ = ["GraphModule", "FunctionalOutput", "run", "simulate", "SpikingActivation"]
+__all__ = ["GraphModule", "FunctionalOutput", "run", "simulate", "apply_op", "relu_forward"]
 
 
-def _apply_op(op, x: torch.Tensor, params: dict, key: str) -> torch.Tensor:
+def apply_op(op, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """One graph operation (:mod:`scttfs_brian.graph` ops) on a batch ``x`` (batch first).
+
+    ``Conv2d`` and ``Dense`` take ``weight`` (a tensor of ``x``'s dtype and device, e.g. a
+    :class:`GraphModule` buffer) or, by default, ``op.weight`` converted to ``x``'s dtype and
+    device; ``AvgPool2d`` counts the padding (as ``nn.AvgPool2d`` by default); ``Flatten`` keeps
+    the batch dimension. The one place where a graph operation becomes torch ops: the twin
+    (:class:`GraphModule`), :func:`relu_forward` and the converter's bias propagation use it.
+    """
+    if isinstance(op, (Conv2d, Dense)) and weight is None:
+        weight = torch.from_numpy(op.weight).to(device=x.device, dtype=x.dtype)
     if isinstance(op, Conv2d):
-        return F.conv2d(x, params[key], stride=op.stride, padding=op.padding)
+        return F.conv2d(x, weight, stride=op.stride, padding=op.padding)
     if isinstance(op, Dense):
-        return F.linear(x, params[key])
+        return F.linear(x, weight)
     if isinstance(op, AvgPool2d):
         return F.avg_pool2d(x, op.kernel, op.stride, op.padding, count_include_pad=True)
     if isinstance(op, Flatten):
@@ -44,11 +58,68 @@ def _apply_op(op, x: torch.Tensor, params: dict, key: str) -> torch.Tensor:
     raise TypeError(f"unknown graph operation {type(op).__name__}")
 
 
+def _execute(graph: Graph, x: torch.Tensor, bias, weight, activation) -> dict:
+    """The graph executor: every layer's ``v = bias + input_1 + input_2 + ...`` (added in that
+    order; each input is its projection's ops applied to the source's activation), then the
+    layer's activation. ``bias(li)``: the bias of layer ``li`` as a tensor of shape
+    ``layer.shape`` (or broadcastable to ``(B, *layer.shape)``); ``weight(li, pi, oi)``: the
+    weight of op ``oi`` of projection ``pi`` (``None``: from the op); ``activation(name, code,
+    parts)``: a spiking layer's value from its potentials' summands ``parts`` (bias first). The
+    input is activated too when the graph encodes it (``graph.input_code``). Returns the
+    activations by population name (:data:`INPUT` included)."""
+    acts = {INPUT: x}
+    if graph.input_code is not None:
+        acts[INPUT] = activation(INPUT, graph.input_code, [x])
+    for li, layer in enumerate(graph.layers):
+        parts = [bias(li).expand(len(x), *layer.shape)]
+        for pi, proj in enumerate(layer.inputs):
+            h = acts[proj.source]
+            for oi, op in enumerate(proj.ops):
+                h = apply_op(op, h, weight(li, pi, oi))
+            parts.append(h.reshape(len(x), *layer.shape))
+        if layer.spiking:
+            acts[layer.name] = activation(layer.name, layer.code, parts)
+        else:
+            v = parts[0]
+            for h in parts[1:]:
+                v = v + h
+            acts[layer.name] = v
+    return acts
+
+
+def _relu(name, code, parts) -> torch.Tensor:
+    v = parts[0]
+    for h in parts[1:]:
+        v = v + h
+    return v.clamp_min(0)
+
+
+def relu_forward(graph: Graph, x: torch.Tensor) -> torch.Tensor:
+    """The graph with a plain ReLU in place of every code (the input's too, when encoded): what
+    the converted ANN computes. Returns the output layer's potentials ``(B, *out_shape)`` in
+    ``x``'s dtype and on its device (float64 in, float64 out); the converter checks a conversion
+    with it. Same executor as the twin (:func:`apply_op`, one layer loop)."""
+    dtype, device = x.dtype, x.device
+
+    def bias(li):
+        return torch.from_numpy(graph.layers[li].bias.reshape(graph.layers[li].shape)).to(
+            device=device, dtype=dtype
+        )
+
+    acts = _execute(graph, x, bias, lambda li, pi, oi: None, _relu)
+    return acts[graph.output.name]
+
+
 class FunctionalOutput(dict):
-    """Result of :func:`run`: ``output`` (tensor ``(B, *out_shape)``), ``spike_counts``
-    (``{population: (B, 2) int tensor}``), ``spike_times`` (``{population: (t_enc, t_cal)}``
-    for the populations recorded) and ``decoded`` (decoded values, when recorded). Attribute
-    access works as for a namespace."""
+    """The raw result of the torch engine's differentiable-side executor (:func:`run`,
+    :class:`GraphModule`): tensors on the run's device, nothing copied to numpy.
+
+    Keys (attribute access works as for a namespace): ``output`` (the output layer's potentials,
+    tensor ``(B, *out_shape)``), ``spike_counts`` (``{population: (B, 2) int64 tensor}``:
+    encoding and calibration spikes per sample), ``spike_times`` (``{population: (t_enc,
+    t_cal)}`` int64 tensors for the populations recorded) and ``decoded`` (``{population: z}``
+    for the populations recorded). :func:`simulate` gives the same run as the
+    backend-independent :class:`~scttfs_brian.results.SimulationResult`."""
 
     __getattr__ = dict.__getitem__
 
@@ -61,21 +132,41 @@ class GraphModule(nn.Module):
     graph : Graph
     dtype : torch.dtype
         ``torch.float64`` (default; spike-exact against Brian2) or ``torch.float32`` (fast).
-    compiled : bool
+    compiled : bool or "auto"
         Each spiking layer maps its potentials to spike times and decoded values through its
-        code's codeword boundaries (:meth:`~.coding.CodeBase.boundaries`, derived from the
-        stepwise rule once per code and dtype): eager, one ``torch.bucketize`` and gathers;
-        ``compiled=True``, the bias add, the comparisons, the gathers and the spike counts fused
-        into one ``torch.compile`` pass per layer (:func:`~.coding.compiled_lookup`). Both give
-        the stepwise rule's results bit for bit; the compiled one is the fast one on CPU (about
-        the plain ANN's time, ``benchmarks/results/twin_vs_ann.md``). The first call per code,
-        dtype and layer shape compiles (seconds; needs a C++ compiler).
+        code's codeword boundaries (:func:`.lookup.boundaries`, derived from the stepwise rule once
+        per code and dtype). ``compiled=False``: eager, one ``torch.bucketize``, gathers and one
+        ``bincount`` for the spike counts. ``compiled=True``: the bias add, the comparisons, the
+        gathers and the spike counts fused into one ``torch.compile`` pass per layer
+        (:func:`.lookup.compiled_lookup`); the first call per code, dtype and layer shape
+        compiles (seconds; needs a C++ compiler on CPU, triton on GPU). ``"auto"`` (default):
+        compiled for layers of at least :data:`.lookup.AUTO_COMPILE_MIN` potentials per call
+        (where compiling pays back), eager for smaller ones, and eager everywhere on a device
+        where ``torch.compile`` fails (one warning). All give the stepwise rule's results bit for
+        bit; the compiled one is the fast one on CPU (about the plain ANN's time,
+        ``benchmarks/results/twin_vs_ann.md``).
+    method : {"lookup", "stepwise"}
+        ``"lookup"`` (default) as above; ``"stepwise"`` runs the T-step loop of the rule in
+        every layer instead (the reference the lookup is tested against; same results, slower).
+
+    Attributes ``compiled`` and ``method`` may be changed between calls.
     """
 
-    def __init__(self, graph: Graph, dtype: torch.dtype = torch.float64, compiled: bool = False):
+    def __init__(
+        self,
+        graph: Graph,
+        dtype: torch.dtype = torch.float64,
+        compiled: bool | str = "auto",
+        method: str = "lookup",
+    ):
         super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS} (got {method!r})")
+        if compiled not in (True, False, "auto"):
+            raise ValueError(f"compiled must be True, False or 'auto' (got {compiled!r})")
         self.graph = graph
         self.compiled = compiled
+        self.method = method
         for li, layer in enumerate(graph.layers):
             self.register_buffer(f"b{li}", torch.from_numpy(layer.bias.reshape(layer.shape)).to(dtype))
             for pi, proj in enumerate(layer.inputs):
@@ -84,6 +175,10 @@ class GraphModule(nn.Module):
                         self.register_buffer(f"w{li}_{pi}_{oi}", torch.from_numpy(op.weight).to(dtype))
 
     def forward(self, x: torch.Tensor, record: Any = (), counts: bool = True) -> FunctionalOutput:
+        """The network on a batch ``x`` of shape ``(B, *graph.input_shape)`` (finite values;
+        ``>= 0`` when the graph encodes its input). ``record``: population names (or ``True``
+        for all) whose spike times and decoded values are returned; ``counts``: whether the
+        spikes per sample are counted. Returns a :class:`FunctionalOutput`."""
         g = self.graph
         buffers = dict(self.named_buffers())
         dtype = buffers["b0"].dtype
@@ -102,7 +197,9 @@ class GraphModule(nn.Module):
         def spike(name, code, parts):
             # v = parts[0] + parts[1] + ...: potentials of finite inputs and (graph-validated)
             # finite weights, no re-check; the code's boundaries give z (and spike times, counts)
-            z, times, n = code._encode_layer(parts, compiled=self.compiled, times=name in record, counts=counts)
+            z, times, n = encode_layer(
+                code, parts, compiled=self.compiled, times=name in record, counts=counts, method=self.method
+            )
             if counts:
                 spike_counts[name] = n
             if name in record:
@@ -110,28 +207,14 @@ class GraphModule(nn.Module):
                 decoded[name] = z
             return z
 
-        acts = {INPUT: x}
-        if g.input_code is not None:
-            if x.numel() and bool(x_min < 0):
-                raise ValueError(
-                    f"inputs must be >= 0 when the input is SC-TTFS-encoded (min {x.min().item():.4g}); "
-                    "use unnormalized inputs or analog input coding (input_code=None)"
-                )
-            acts[INPUT] = spike(INPUT, g.input_code, [x])
-        for li, layer in enumerate(g.layers):
-            parts = [buffers[f"b{li}"].expand(len(x), *layer.shape)]
-            for pi, proj in enumerate(layer.inputs):
-                h = acts[proj.source]
-                for oi, op in enumerate(proj.ops):
-                    h = _apply_op(op, h, buffers, f"w{li}_{pi}_{oi}")
-                parts.append(h.reshape(len(x), *layer.shape))
-            if layer.spiking:
-                acts[layer.name] = spike(layer.name, layer.code, parts)
-            else:
-                v = parts[0]
-                for h in parts[1:]:
-                    v = v + h
-                acts[layer.name] = v
+        if g.input_code is not None and x.numel() and bool(x_min < 0):
+            raise ValueError(
+                f"inputs must be >= 0 when the input is SC-TTFS-encoded (min {x.min().item():.4g}); "
+                "use unnormalized inputs or analog input coding (input_code=None)"
+            )
+        acts = _execute(
+            g, x, lambda li: buffers[f"b{li}"], lambda li, pi, oi: buffers.get(f"w{li}_{pi}_{oi}"), spike
+        )
         return FunctionalOutput(
             output=acts[g.output.name], spike_counts=spike_counts, spike_times=spike_times, decoded=decoded
         )
@@ -140,7 +223,7 @@ class GraphModule(nn.Module):
 _MODULE_CACHE: dict = {}
 
 
-def _module(graph: Graph, dtype, device, compiled: bool) -> GraphModule:
+def _module(graph: Graph, dtype, device, compiled: bool | str, method: str) -> GraphModule:
     key = (id(graph), dtype, str(device))
     cached = _MODULE_CACHE.get(key)
     if cached is None or cached.graph is not graph:
@@ -148,6 +231,7 @@ def _module(graph: Graph, dtype, device, compiled: bool) -> GraphModule:
         _MODULE_CACHE.clear()  # keep one network's tensors alive at a time
         _MODULE_CACHE[key] = cached
     cached.compiled = compiled
+    cached.method = method
     return cached
 
 
@@ -160,18 +244,24 @@ def run(
     device: Any = None,
     record: Any = (),
     batch_size: int | None = None,
-    compiled: bool = False,
+    compiled: bool | str = "auto",
+    method: str = "lookup",
 ) -> FunctionalOutput:
     """Run the torch twin on a batch ``x`` of shape ``(B, *graph.input_shape)``.
 
     ``record``: population names (or ``True`` for all) whose spike times and decoded values
     are returned. ``batch_size`` splits large inputs into chunks. Tensors stay on ``device``
     (default: ``x``'s device). ``compiled=True`` fuses each layer's bias add, codebook lookup
-    and spike counts with ``torch.compile`` (see :class:`GraphModule`; same results).
+    and spike counts with ``torch.compile``, ``False`` runs them eagerly, ``"auto"`` (default)
+    compiles the large layers where ``torch.compile`` works; ``method="stepwise"`` runs the T-step loop instead
+    of the lookup (see :class:`GraphModule`; same results). Returns the raw tensors, a
+    :class:`FunctionalOutput`; :func:`simulate` returns the same run as a ``SimulationResult``.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} (got {method!r})")
     x = torch.as_tensor(x)
     device = device if device is not None else x.device
-    module = _module(graph, dtype, device, compiled)
+    module = _module(graph, dtype, device, compiled, method)
     if batch_size is None or len(x) <= batch_size:
         return module(x, record=record)
     parts = [module(x[i : i + batch_size], record=record) for i in range(0, len(x), batch_size)]
@@ -188,7 +278,8 @@ def run(
 
 
 def simulate(graph: Graph, x: Any, *, record: Any = (), batch_size: int = 256, **kwargs) -> SimulationResult:
-    """:func:`run` with the backend-independent :class:`SimulationResult` (numpy arrays)."""
+    """:func:`run` with the backend-independent :class:`SimulationResult` (numpy arrays): the
+    result type both engines return (``backend="torch"``); keyword arguments go to :func:`run`."""
     out = run(graph, x, record=record, batch_size=batch_size, **kwargs)
     outputs = out.output.reshape(len(out.output), -1).double().cpu().numpy()
     return SimulationResult(
@@ -199,81 +290,3 @@ def simulate(graph: Graph, x: Any, *, record: Any = (), batch_size: int = 256, *
         spike_times={k: (a.cpu().numpy(), b.cpu().numpy()) for k, (a, b) in out.spike_times.items()},
         backend="torch",
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Trainable activation (section 3.4)
-# --------------------------------------------------------------------------------------------
-class _Kernel(nn.Module):
-    """Trainable ``alpha, beta, k`` of one threshold kernel (eq. 14)."""
-
-    def __init__(self, kernel: ThresholdKernel):
-        super().__init__()
-        self.alpha = nn.Parameter(torch.tensor(kernel.alpha, dtype=torch.float64))
-        self.beta = nn.Parameter(torch.tensor(kernel.beta, dtype=torch.float64))
-        self.k = nn.Parameter(torch.tensor(kernel.k, dtype=torch.float64))
-
-    def table(self, T: int) -> torch.Tensor:
-        t = torch.arange(T, dtype=self.alpha.dtype, device=self.alpha.device)
-        return self.alpha * torch.exp(-self.k * t + self.beta)
-
-    def export(self) -> ThresholdKernel:
-        return ThresholdKernel(float(self.alpha.detach()), float(self.beta.detach()), float(self.k.detach()))
-
-
-class SpikingActivation(nn.Module):
-    r"""Drop-in replacement for ``nn.ReLU`` with a trainable SC-TTFS or TTFS code.
-
-    Forward: the stepwise rule (eqs. 9-13) with the current kernels, returning
-    ``z = theta_e(t_enc) + theta_c(t_cal)``. Backward:
-
-    * to the kernels, eqs. 21-23: :math:`\partial\theta/\partial\alpha = e^{-kt+\beta}`,
-      :math:`\partial\theta/\partial k = -t\,\theta(t)`, :math:`\partial\theta/\partial\beta =
-      \theta(t)`, at the spike times (which are piecewise constant in the parameters);
-    * to the potential ``v``: straight through (gradient 1) where ``0 < v <= max decodable
-      value``, 0 elsewhere (silent or clipped neurons do not respond to small changes).
-
-    Parameters
-    ----------
-    code : SCTTFSCode or TTFSCode
-        Initial kernels and window length.
-    """
-
-    def __init__(self, code: SCTTFSCode | TTFSCode):
-        super().__init__()
-        self.T = code.T
-        self.encode = _Kernel(code.encode)
-        self.calibrate = _Kernel(code.calibrate) if code.calibrate is not None else None
-
-    def tables(self):
-        tab_e = self.encode.table(self.T)
-        tab_c = self.calibrate.table(self.T) if self.calibrate is not None else None
-        return tab_e, tab_c
-
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        tab_e, tab_c = self.tables()
-        t_enc, t_cal = stepwise_spike_times(v, tab_e, tab_c)
-        z = torch.where(t_enc >= 0, tab_e.to(v.dtype)[t_enc.clamp(min=0)], torch.zeros((), dtype=v.dtype, device=v.device))
-        top = tab_e[0]
-        if tab_c is not None:
-            z = z + torch.where(
-                t_cal >= 0, tab_c.to(v.dtype)[t_cal.clamp(min=0)], torch.zeros((), dtype=v.dtype, device=v.device)
-            )
-            top = top + tab_c[0]
-        inside = (v > 0) & (v <= top.detach().to(v.dtype))
-        return z + torch.where(inside, v - v.detach(), torch.zeros_like(v))
-
-    def export(self) -> SCTTFSCode | TTFSCode:
-        """The current kernels as an immutable code (for conversion to Brian2)."""
-        if self.calibrate is None:
-            return TTFSCode(self.T, self.encode.export())
-        return SCTTFSCode(self.T, self.encode.export(), self.calibrate.export())
-
-    def extra_repr(self) -> str:
-        return f"T={self.T}, calibrate={self.calibrate is not None}"
-
-
-def quantization_error(code, activations: Any) -> float:
-    """Mean ``|a - quantize(a)|`` of ANN activations under ``code`` (ReLU applied to ``a``)."""
-    a = np.maximum(np.asarray(activations, dtype=np.float64), 0.0)
-    return float(np.mean(np.abs(a - code.quantize(a))))

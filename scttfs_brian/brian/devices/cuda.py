@@ -42,6 +42,8 @@ from typing import Any
 import brian2 as b2
 import jinja2
 
+from .standalone import standalone_device
+
 __all__ = [
     "NOT_INSTALLED",
     "cuda_available",
@@ -240,8 +242,6 @@ def use_cuda_standalone(directory: str | None = None, **build_options: Any) -> I
     ok, reason = cuda_available()
     if not ok:
         raise RuntimeError(f"the cuda_standalone target is unavailable: {reason}")
-    from .targets import standalone_device
-
     with standalone_device("cuda_standalone", directory, prefix="scttfs_cuda_", **build_options) as built_in:
         previous = apply_cxx17(b2.get_device())
         try:

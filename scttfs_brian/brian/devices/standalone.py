@@ -1,7 +1,9 @@
-"""Brian2 code-generation targets: runtime (``numpy``, ``cython``) and ``cpp_standalone``.
+"""The standalone devices' common set-up: ``set_device`` for one build and back to runtime
+mode afterwards, a bound on make's parallel jobs, and Brian2's spike queue with each source's
+synapse list reserved exactly (a memory saving written into every ``cpp_standalone`` project).
 
-One context manager selects the target for a build-and-run and restores the previous state, so
-that a standalone build inside a session leaves runtime mode usable afterwards.
+Used by :mod:`.targets` (``cpp_standalone``) and :mod:`.cuda` (``cuda_standalone``); imports
+neither.
 """
 
 from __future__ import annotations
@@ -15,43 +17,7 @@ from collections.abc import Iterator
 
 import brian2 as b2
 
-RUNTIME_TARGETS = ("numpy", "cython")
-STANDALONE_TARGETS = ("cpp_standalone", "cuda_standalone")
-TARGETS = RUNTIME_TARGETS + STANDALONE_TARGETS
-
-
-def check_target(target: str) -> str:
-    if target not in TARGETS:
-        raise ValueError(
-            f"target must be one of {', '.join(TARGETS)} (got {target!r}); 'numpy' needs no compiler, "
-            "'cython' compiles once and caches, 'cpp_standalone' builds one C++ program per network, "
-            "'cuda_standalone' one CUDA program (needs brian2cuda and a GPU)"
-        )
-    return target
-
-
-@contextlib.contextmanager
-def use_target(target: str = "numpy", directory: str | None = None) -> Iterator[str | None]:
-    """Run the enclosed Brian2 build with ``target``; yields the standalone build directory
-    (``None`` in runtime mode). For ``cpp_standalone`` the enclosed code must call ``net.run``
-    once; the program is compiled and executed at that call (``build_on_run``)."""
-    check_target(target)
-    if target == "cuda_standalone":
-        from .cuda import use_cuda_standalone
-
-        with use_cuda_standalone(directory) as d:
-            yield d
-        return
-    old_target = b2.prefs.codegen.target
-    if target in RUNTIME_TARGETS:
-        b2.prefs.codegen.target = target
-        try:
-            yield None
-        finally:
-            b2.prefs.codegen.target = old_target
-        return
-    with standalone_device("cpp_standalone", directory) as built_in:
-        yield built_in
+__all__ = ["make_args", "reserve_spike_queue_source", "reserve_spike_queues", "standalone_device"]
 
 
 def make_args(args: list) -> list:
@@ -78,7 +44,7 @@ _QUEUE_FILL = re.compile(
     r"(?P<indent>[ \t]*)for \(int i=0; i<n_synapses; i\+\+\)\s*\n"
     r"\s*synapses\[sources\[i\] - source_start\]\.push_back\(i \+ openmp_padding\);"
 )
-_QUEUE_RESERVE = """{indent}{{  // scttfs_brian: reserve each source's list exactly (see targets.py)
+_QUEUE_RESERVE = """{indent}{{  // scttfs_brian: reserve each source's list exactly (see devices/standalone.py)
 {indent}    vector<int> _counts(source_end - source_start, 0);
 {indent}    for (int i=0; i<n_synapses; i++)
 {indent}        _counts[sources[i] - source_start]++;
@@ -94,10 +60,10 @@ def reserve_spike_queue_source(text: str) -> str:
     match = _QUEUE_FILL.search(text)
     if match is None:
         raise ValueError("the synapse-list fill loop of Brian2's spike queue was not found")
-    return text[: match.start()] + _QUEUE_RESERVE.format(indent=match.group("indent")) + text[match.start():]
+    return text[: match.start()] + _QUEUE_RESERVE.format(indent=match.group("indent")) + text[match.start() :]
 
 
-def _reserve_spike_queues(device) -> None:
+def reserve_spike_queues(device) -> None:
     """Make ``device`` (cpp_standalone) write the exactly reserved spike queue into its
     project (:func:`reserve_spike_queue_source`); warns and leaves Brian2's queue if the source
     differs from the one this was written for."""
@@ -144,7 +110,7 @@ def standalone_device(
     b2.set_device(name, directory=directory, build_on_run=build_on_run, **build_options)
     device = b2.get_device()
     if name == "cpp_standalone":
-        _reserve_spike_queues(device)
+        reserve_spike_queues(device)
     try:
         yield directory
     finally:

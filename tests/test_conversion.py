@@ -1,4 +1,4 @@
-"""The importer: connectivity vs torch, exact BatchNorm folding (eq. 24), residual blocks,
+"""The converter: connectivity vs torch, exact BatchNorm folding (eq. 24), residual blocks,
 error messages, kernel initialization and state_dict loading. Everything in float64."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from scttfs_brian.conversion import (
     code_from_activations,
     convert,
     load_state_dict,
+    quantize_tables,
 )
-from scttfs_brian.conversion.importer import _quantize_tables
-from scttfs_brian.graph import AvgPool2d, Conv2d, Dense, Flatten, Projection
+from scttfs_brian.conversion.rules import RULES, SUPPORTED
+from scttfs_brian.graph import Conv2d
 from scttfs_brian.network import SpikingNetwork
 
 CODE = SCTTFSCode(4, *PRESETS["cifar10"])
@@ -50,41 +51,6 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 def ann_out(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(x)).numpy()
-
-
-# --------------------------------------------------------------------------------------------
-# Connectivity against torch
-# --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "C, O, H, W, k, stride, padding",
-    [
-        (1, 2, 5, 5, 3, 1, 0),
-        (2, 3, 7, 6, 3, 2, 1),
-        (3, 2, 8, 8, (3, 1), (1, 2), (1, 0)),
-        (2, 2, 4, 4, 1, 2, 0),
-        (1, 1, 3, 5, 2, 1, (0, 1)),
-    ],
-)
-def test_conv_projection_matches_torch(C, O, H, W, k, stride, padding):
-    rng = np.random.default_rng(0)
-    kh, kw = (k, k) if isinstance(k, int) else k
-    w = rng.normal(size=(O, C, kh, kw))
-    x = rng.normal(size=(3, C, H, W))
-    proj = Projection("input", (Conv2d(w, stride, padding),))
-    want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride, padding=padding).numpy()
-    np.testing.assert_allclose(proj.apply(x, (C, H, W)), want, rtol=0, atol=1e-12)
-
-
-def test_pool_conv_dense_chain_matches_torch():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(2, 2, 9, 9))
-    w = rng.normal(size=(3, 2, 3, 3))
-    d = rng.normal(size=(4, 3 * 2 * 2))
-    proj = Projection("input", (AvgPool2d(3, 2, 1), Conv2d(w, 1, 1), AvgPool2d(2), Flatten(), Dense(d)))
-    t = F.avg_pool2d(torch.from_numpy(x), 3, 2, 1)
-    t = F.avg_pool2d(F.conv2d(t, torch.from_numpy(w), padding=1), 2)
-    want = (t.reshape(2, -1) @ torch.from_numpy(d).T).numpy()
-    np.testing.assert_allclose(proj.apply(x, (2, 9, 9)), want, rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,6 +264,62 @@ def test_unsupported_functions_are_named():
         convert(Cat(), (3,), CODE)
 
 
+class Unknown(nn.Module):
+    """A module no rule names."""
+
+    def forward(self, x):
+        return x * 2.0
+
+
+def unknown_refusal() -> str:
+    ann = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), Unknown(), nn.Linear(3, 2))
+    with pytest.raises(ValueError) as err:
+        convert(ann, (3,), CODE)
+    return str(err.value)
+
+
+def test_supported_list_and_refusal_come_from_the_rule_table():
+    supported = [rule for rule in RULES if rule.supported]
+    assert SUPPORTED == tuple(rule.describe() for rule in supported)
+    text = unknown_refusal()
+    assert text.startswith("function operator.mul (node 'mul' in Unknown.forward of '2') is not supported")
+    for rule in supported:  # every supported module type is named in the refusal, by the table's text
+        assert rule.describe() in text
+        for module in rule.modules:
+            assert f"nn.{module.__name__}" in text
+    for rule in RULES:  # a rule either converts or advises, never both
+        assert (rule.handler is None) == bool(rule.advice)
+
+
+#: One module of each refused rule, applied to the (2, 4) output of a Linear(4, 4) + ReLU.
+REFUSED_EXAMPLES = {
+    "max pooling": nn.MaxPool1d(1),
+    "clipping activations": nn.ReLU6(),
+    "other activations": nn.GELU(),
+    "per-input normalizations": nn.LayerNorm(4),
+    "softmax": nn.Softmax(1),
+    "attention and recurrence": nn.LSTM(4, 4),
+    "other convolutions": nn.Conv1d(2, 2, 1),
+}
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if not r.supported and r.modules], ids=lambda r: r.label)
+def test_each_refused_module_gets_its_rules_advice(rule):
+    module = REFUSED_EXAMPLES[rule.label]
+    assert isinstance(module, rule.modules)
+    with pytest.raises(ValueError) as err:
+        convert(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), module), (4,), CODE)
+    assert str(err.value) == f"{type(module).__name__} at '2' {rule.advice}"
+
+
+def test_max_pooling_is_refused_with_avg_pool_advice():
+    ann = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 2))
+    with pytest.raises(
+        ValueError, match=r"MaxPool2d at '2' has no exact SC-TTFS equivalent.*use nn\.AvgPool2d"
+    ):
+        convert(ann, (1, 8, 8), CODE)
+
+
 def test_forward_the_graph_cannot_express_is_refused():
     class MixesBatch(nn.Module):
         def __init__(self):
@@ -367,7 +389,7 @@ def test_fast_quantizer_is_the_stepwise_rule():
         SCTTFSCode(7, ThresholdKernel(1.3, 0.0, 0.4), ThresholdKernel(0.2, 0.0, 0.3)),
         TTFSCode(5, ThresholdKernel(2.0, 0.0, 0.7)),
     ):
-        np.testing.assert_array_equal(_quantize_tables(v, code.table_e, code.table_c), code.quantize(v))
+        np.testing.assert_array_equal(quantize_tables(v, code.table_e, code.table_c), code.quantize(v))
 
 
 @pytest.mark.parametrize("kind", ["sc-ttfs", "ttfs"])
@@ -441,47 +463,14 @@ def test_load_state_dict_refuses_pickled_objects_and_mismatches(tmp_path):
         load_state_dict(nn.Linear(2, 2), path)
 
 
-_R = np.random.default_rng(5)
-
-
-@pytest.mark.parametrize(
-    "shape, ops",
-    [
-        ((3, 8, 8), (Conv2d(_R.normal(size=(4, 3, 3, 3)), 1, 1),)),
-        ((3, 8, 8), (Conv2d(_R.normal(size=(4, 3, 3, 3)), 2, 0),)),
-        ((3, 8, 8), (AvgPool2d(2), Conv2d(_R.normal(size=(4, 3, 3, 3)), 1, 1))),
-        ((3, 8, 6), (AvgPool2d(2), Conv2d(_R.normal(size=(4, 3, 3, 3)), 2, 1))),
-        ((3, 6, 6), (AvgPool2d(3), Conv2d(_R.normal(size=(4, 3, 1, 1)), 1, 0))),
-        ((3, 4, 4), (AvgPool2d(2), Flatten(), Dense(_R.normal(size=(5, 12))))),
-        ((3, 4, 4), (Flatten(), Dense(_R.normal(size=(5, 48))))),
-        ((7,), (Dense(_R.normal(size=(5, 7))),)),
-    ],
-)
-def test_conv_spec_is_the_projection(shape, ops):
-    """``as_conv`` (used for connectivity generated by Brian2) is the same linear map as the
-    projection's matrix, entry for entry, and counts its synapses."""
-    import scipy.sparse as sp
-
-    from scttfs_brian.graph import conv2d_connectivity
-
-    proj = Projection("a", ops)
-    spec = proj.as_conv(shape)
-    assert spec is not None
-    post, pre, widx = conv2d_connectivity(spec.in_shape, spec.kernel.shape, spec.stride, spec.padding)
-    M = sp.csr_matrix(
-        (spec.kernel.reshape(-1)[widx], (post, pre)),
-        shape=(int(np.prod(spec.out_shape)), int(np.prod(spec.in_shape))),
-    )
-    ref = proj.matrix(shape)
-    assert (M != ref).nnz == 0  # bit-identical weights, same sparsity
-    assert spec.n_synapses == post.size == ref.nnz == proj.n_synapses(shape)
-
-
-def test_conv_spec_declines_what_it_cannot_express():
-    w = _R.normal(size=(4, 3, 3, 3))
-    # pooling that does not tile the input (5 rows, 2x2 windows) is not a strided kernel
-    assert Projection("a", (AvgPool2d(2), Conv2d(w, 1, 1))).as_conv((3, 5, 5)) is None
-    # overlapping pooling windows neither
-    assert Projection("a", (AvgPool2d(3, 2), Conv2d(w, 1, 1))).as_conv((3, 9, 9)) is None
-    proj = Projection("a", (AvgPool2d(2), Conv2d(w, 1, 1)))
-    assert proj.n_synapses((3, 5, 5)) == proj.matrix((3, 5, 5)).nnz
+def test_load_state_dict_refuses_truncated_and_foreign_files(tmp_path):
+    good = tmp_path / "good.pt"
+    torch.save(nn.Linear(2, 2).state_dict(), good)
+    for name, data in [("truncated.pt", good.read_bytes()[:100]), ("text.pt", b"not a checkpoint")]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match="weights_only=True") as err:
+            load_state_dict(nn.Linear(2, 2), path)
+        assert str(path) in str(err.value)
+    with pytest.raises(FileNotFoundError):
+        load_state_dict(nn.Linear(2, 2), tmp_path / "absent.pt")

@@ -1,0 +1,34 @@
+"""Experiments: the run directory, the stages, the demo and the train/convert/simulate commands,
+and their reports. ``scttfs_brian.cli`` only parses options and prints.
+
+* :mod:`.rundir`: :class:`Run` (atomic writes, stage log, stored configuration, ``--resume``);
+  :data:`.rundir.STAGE_HOOK` is called after every stage;
+* :mod:`.stages`: data set, ANN, training, fine-tuning, conversion, simulation stages;
+* :mod:`.commands`: what ``scttfs train`` / ``convert`` / ``simulate`` do;
+* :mod:`.demo`: :class:`DemoConfig` and :func:`run_demo`;
+* :mod:`.report`: markdown tables, energy (eq. 25), the Brian2 verdict, figures;
+* :mod:`.errors`: :class:`UsageError`, :class:`CheckFailed` (what the CLI turns into exit codes);
+* :mod:`.cluster`: grid points as Dask tasks, and the cluster the CLI opens.
+
+The modules import torch and Brian2 inside their functions: importing the package (``scttfs --help``)
+loads neither.
+"""
+
+from .demo import QUICK, DemoConfig, DemoOutcome, run_demo
+from .errors import CheckFailed, UsageError
+from .rundir import Run, atomic_write
+from .stages import DATASETS, KINDS, MODELS
+
+__all__ = [
+    "Run",
+    "atomic_write",
+    "DemoConfig",
+    "DemoOutcome",
+    "run_demo",
+    "QUICK",
+    "UsageError",
+    "CheckFailed",
+    "KINDS",
+    "DATASETS",
+    "MODELS",
+]
