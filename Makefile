@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/scttfs demo
 
+# the multi-seed study (5 seeds, SC-TTFS and TTFS, T = 1..6; ~30 min on 2 cores; resumes where it stopped)
+study: $(STAMP)
+	$(BIN)/python -m scttfs_brian.pipeline.study --out analysis/results/digits_study.json
+
 # the suite CI runs (< 10 min here, set-up included); `make test-all` adds the tests marked slow
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -20,7 +20,7 @@ from scttfs_brian.models import DigitsCNN
 def train_digits_cnn(epochs: int = 8, seed: int = 0, batch_size: int = 64, lr: float = 3e-3):
     """A DigitsCNN trained for ``epochs`` on the digits; returns ``(model, dataset)``."""
     torch.manual_seed(seed)
-    data = digits()
+    data = digits(normalize=False)
     model = DigitsCNN()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()

@@ -45,7 +45,7 @@ def trained(name: str, T: int):
     from scttfs_brian.models import DigitsMLP
 
     torch.manual_seed(0)
-    data = digits()
+    data = digits(normalize=False)
     model = DigitsMLP(hidden=128) if name == "mlp" else digits_cnn()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)

@@ -6,12 +6,14 @@
 # The GPU machine reaches no package registry and runs Python 3.12. Beforehand, on a machine that
 # does, put the cp312 wheels into build/gpu_wheels/ (git-ignored: build/), 64 MiB at most in all:
 #
-#   pip download --only-binary=:all: --python-version 3.12 --implementation cp \
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
 #       -d build/gpu_wheels brian2==2.10.1 brian2cuda==1.0b1
 #
-# plus any package the script reports missing from the machine's image (it checks first and stops
-# with the list). Then run it there from the repository root, carrying the wheels:
+# plus the wheels of whatever the machine's image lacks among their dependencies (sympy, jinja2,
+# pyparsing, cython, ...) and the project's (numpy, scipy, torch, scikit-learn, psutil, tqdm,
+# pytest): pip stops on a missing dependency, and the script checks the imports first and stops
+# with the list. Mind the 64 MiB: torch does not fit, so a machine without torch cannot run it. Then run it there from the repository root, carrying the wheels:
 #
 #   bash benchmarks/gpu_check.sh            # device tool: carry ["build/gpu_wheels"]
 #
@@ -46,7 +48,8 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the project itself, from the checkout
 export TQDM_DISABLE=1
 "$VENV/bin/python" - <<'EOF' || exit 2
-import importlib, sys
+import importlib.util
+import sys
 need = ["numpy", "scipy", "sympy", "jinja2", "pyparsing", "psutil", "tqdm", "torch", "sklearn",
         "pytest", "brian2", "brian2cuda"]
 missing = [m for m in need if importlib.util.find_spec(m) is None]

@@ -6,9 +6,11 @@ the baseline; and under ``torch.compile`` for reference) against the twin,
 ``convert(model, shape, code=SCTTFSCode(T=6, *PRESETS['cifar10']))`` run with the library's
 ``scttfs_brian.torch.run(graph, x, dtype=torch.float32)``: the default (``compiled="auto"``: large
 layers compiled, small ones eager), ``compiled=False`` (eager) and ``compiled=True`` (target ratio
-of the default <= 1.5). Each model runs in a fresh process; in it the float32 variants are warmed
-up once (compilation happens there and is not timed), then called in rounds in a rotating order
-(so machine load hits them alike), and the medians are reported. For reference, timed once after
+of the default <= 1.5). Each model runs in three fresh processes (``GROUPS``: eager, default,
+compiled; compiled kernels slow the eager ops of their process, so eager variants never share one
+with them), each timing the eager ANN too; in each the variants are warmed up once (compilation
+happens there and is not timed), then called in rounds in a rotating order (so machine load hits
+them alike), and the medians are reported; ratios divide by the ANN of the same process. For reference, timed once after
 a warm-up: the float64 twin (the spike-exact path against Brian2) and the float32 twin through the
 T-step stepwise loop (``method="stepwise"``: the library's path before the codebook lookup, still
 its fallback). The
@@ -105,7 +107,17 @@ def _same(a, b) -> bool:
     )
 
 
-def measure(name: str, batch: int, repeat: int, threads: int, queue) -> None:
+#: The processes of one model: torch.compile'd kernels run on their own OpenMP threads, which slow
+#: the eager ops of the same process after them, so eager variants never share a process with
+#: compiled ones. Each group times the eager ANN too: ratios divide by the ANN of their process.
+GROUPS = {
+    "eager": ("ann_f32", "twin_f32"),
+    "default": ("ann_f32", "twin_f32_default"),
+    "compiled": ("ann_f32", "ann_f32_compiled", "twin_f32_compiled"),
+}
+
+
+def measure(name: str, batch: int, repeat: int, threads: int, group: str, queue) -> None:
     from unittest import mock
 
     import torch
@@ -128,15 +140,10 @@ def measure(name: str, batch: int, repeat: int, threads: int, queue) -> None:
         if name == "digits-cnn"
         else torch.randn(batch, *shape, generator=g)
     )
-    compiled_model = torch.compile(model)
 
     def ann(record):
         with torch.no_grad():
             return model(x)
-
-    def ann_compiled(record):
-        with torch.no_grad():
-            return compiled_model(x)
 
     def twin(**run_kwargs):
         def fn(record):
@@ -150,13 +157,22 @@ def measure(name: str, batch: int, repeat: int, threads: int, queue) -> None:
 
         return fn
 
-    variants = {
+    all_variants = {
         "ann_f32": ann,
-        "ann_f32_compiled": ann_compiled,
         "twin_f32": twin(compiled=False),
         "twin_f32_default": twin(),
         "twin_f32_compiled": twin(compiled=True),
     }
+    if group == "compiled":
+        compiled_model = torch.compile(model)
+
+        def ann_compiled(record):
+            with torch.no_grad():
+                return compiled_model(x)
+
+        all_variants["ann_f32_compiled"] = ann_compiled
+    variants = {k: all_variants[k] for k in GROUPS[group]}
+    eager_out = all_variants["twin_f32"](True)  # before anything compiles; not timed here
     t0 = time.perf_counter()
     first = {}
     for k, fn in variants.items():  # first call: boundaries derived, kernels compiled
@@ -165,17 +181,42 @@ def measure(name: str, batch: int, repeat: int, threads: int, queue) -> None:
         first[k] = time.perf_counter() - t1
     med, warm = _median_times(variants, repeat)
     rounds_s = time.perf_counter() - t0
-    # references, once after a warm-up: float64 twin, and the float32 stepwise loop
-    ref, warm_ref = _median_times(
-        {"twin_f64": twin(dtype=torch.float64, compiled=False), "loop_f32": loop(torch.float32)}, 1
-    )
-    identical = {
-        "compiled vs eager": _same(warm["twin_f32_compiled"], warm["twin_f32"]),
-        "default vs eager": _same(warm["twin_f32_default"], warm["twin_f32"]),
-        "eager vs loop": _same(warm["twin_f32"], warm_ref["loop_f32"]),
+    out = dict(first_call_s=first, median_s=med, ratio={k: v / med["ann_f32"] for k, v in med.items()})
+    out["identical"] = {
+        f"{k.rsplit('_', 1)[1]} vs eager": _same(warm[k], eager_out)
+        for k in ("twin_f32_default", "twin_f32_compiled")
+        if k in warm
     }
+    if group == "eager":
+        # references, once after a warm-up: float64 twin, and the float32 stepwise loop
+        ref, warm_ref = _median_times(
+            {"twin_f64": twin(dtype=torch.float64, compiled=False), "loop_f32": loop(torch.float32)}, 1
+        )
+        out["reference_s"] = ref
+        out["ratio"].update({k: v / med["ann_f32"] for k, v in ref.items()})
+        out["identical"]["eager vs loop"] = _same(eager_out, warm_ref["loop_f32"])
+        out["breakdown_eager_f32"] = _breakdown_eager(engine, lookup, mock, graph, x)
+        counts = eager_out.spike_counts
+        neurons = sum(int(torch.tensor(graph.shape_of(k)).prod()) for k in counts)
+        out.update(
+            input_shape=list(shape),
+            spiking_layers=len(graph.spiking_layers),
+            spiking_neurons=neurons,
+            spikes_per_neuron=float(sum(c.sum() for c in counts.values()) / (batch * neurons)),
+            convert_s=convert_s,
+        )
+    out.update(
+        rounds_s={group: rounds_s},
+        peak_rss_mib={group: peak_rss_mib()},
+        load_avg_1min={group: [load_start, _load()]},
+    )
+    queue.put(out)
 
-    # where the eager float32 twin's time goes: wrap what GraphModule.forward calls (one call)
+
+def _breakdown_eager(engine, lookup, mock, graph, x) -> dict:
+    """Where the eager float32 twin's time goes: wrap what GraphModule.forward calls (one call)."""
+    import torch
+
     module = engine.GraphModule(graph, torch.float32, compiled=False)
     timer = _Timer()
     with (
@@ -188,39 +229,25 @@ def measure(name: str, batch: int, repeat: int, threads: int, queue) -> None:
         wrapped_total = time.perf_counter() - t0
     breakdown = {k: v / wrapped_total for k, v in timer.total.items()}
     breakdown["affine ops and the rest"] = max(0.0, 1.0 - sum(breakdown.values()))
-
-    counts = warm["twin_f32"].spike_counts
-    neurons = sum(int(torch.tensor(graph.shape_of(k)).prod()) for k in counts)
-    queue.put(
-        dict(
-            model=name,
-            input_shape=list(shape),
-            batch=batch,
-            threads=threads,
-            T=T,
-            repeat=repeat,
-            spiking_layers=len(graph.spiking_layers),
-            spiking_neurons=neurons,
-            convert_s=convert_s,
-            first_call_s=first,
-            rounds_s=rounds_s,
-            median_s=med,
-            reference_s=ref,
-            ratio={k: v / med["ann_f32"] for k, v in {**med, **ref}.items()},
-            speedup_vs_loop={
-                k: ref["loop_f32"] / med[k] for k in ("twin_f32", "twin_f32_default", "twin_f32_compiled")
-            },
-            identical=identical,
-            breakdown_eager_f32=breakdown,
-            spikes_per_neuron=float(sum(c.sum() for c in counts.values()) / (batch * neurons)),
-            peak_rss_mib=peak_rss_mib(),
-            load_avg_1min=[load_start, _load()],
-        )
-    )
+    return breakdown
 
 
-def run_config(*args) -> dict:
-    return run_in_fresh_process(measure, *args)
+def run_config(name: str, batch: int, repeat: int, threads: int) -> dict:
+    """One model: each group of :data:`GROUPS` in a fresh process, merged into one row (the
+    ``ann_f32`` shown is the eager group's; each ratio is against its own process's ANN)."""
+    row = dict(model=name, batch=batch, threads=threads, T=T, repeat=repeat)
+    for group in GROUPS:
+        part = run_in_fresh_process(measure, name, batch, repeat, threads, group)
+        for k, v in part.items():
+            if isinstance(v, dict) and isinstance(row.get(k), dict):
+                row[k].update({kk: vv for kk, vv in v.items() if not (kk == "ann_f32" and kk in row[k])})
+            else:
+                row[k] = v
+    row["speedup_vs_loop"] = {
+        k: row["reference_s"]["loop_f32"] / row["median_s"][k]
+        for k in ("twin_f32", "twin_f32_default", "twin_f32_compiled")
+    }
+    return row
 
 
 def _table(rows: list[dict]) -> list[str]:
@@ -245,7 +272,7 @@ def _table(rows: list[dict]) -> list[str]:
             f"{1e3 * m['twin_f32']:.1f} | {1e3 * m['twin_f32_compiled']:.1f} | x{q['twin_f32_default']:.2f} | "
             f"x{q['twin_f32']:.2f} | x{q['twin_f32_compiled']:.2f} | "
             f"x{m['twin_f32_compiled'] / m['ann_f32_compiled']:.2f} | {ok} | "
-            f"{r['load_avg_1min'][0]:.1f} -> {r['load_avg_1min'][1]:.1f} |"
+            f"{' / '.join(f'{a:.1f} -> {b:.1f}' for a, b in r['load_avg_1min'].values())} |"
         )
     return md
 
@@ -322,17 +349,18 @@ def main(argv=None) -> int:
         "# Torch twin vs plain ANN: inference time on CPU",
         "",
         f"Machine: {machine()}, shared with other jobs: the 1-minute load average at the start and end of each",
-        f"model's process is in the table (2 cores). torch.set_num_threads({args.threads}), batch {args.batch}, random",
+        f"process (eager / default / compiled) is in the table (2 cores). torch.set_num_threads({args.threads}), batch {args.batch}, random",
         f"weights, eval mode. Command: `{command}` ({wall:.0f} s).",
         "",
         f"The twin is `convert(model, shape, code=SCTTFSCode(T={T}, *PRESETS['cifar10']))` run with the library's",
         '`scttfs_brian.torch.run(graph, x, dtype=torch.float32)`: the default (`compiled="auto"`: layers of at least',
         "`AUTO_COMPILE_MIN` potentials per call compiled, smaller ones eager), `compiled=False` (eager) and",
         "`compiled=True`; the baseline is the ANN in plain eager float32 under `torch.no_grad()`; the ANN under",
-        "`torch.compile` is shown for reference. Each model runs in a fresh process; in it the five variants are",
-        "called once (compilation, not timed),",
-        f"once more to warm up, then in {args.repeat} rounds in a rotating order, and the medians are shown.",
-        "Ratios divide by the eager float32 ANN of the same process and are what to compare.",
+        "`torch.compile` is shown for reference. Each model runs in three fresh processes (eager, default, compiled:",
+        "compiled kernels slow the eager ops of their process), each timing the eager ANN too; in each the variants",
+        f"are called once (compilation, not timed), once more to warm up, then in {args.repeat} rounds in a rotating",
+        "order, and the medians are shown. Ratios divide by the eager float32 ANN of the same process and are what",
+        "to compare; the ANN times shown are the eager process's.",
         "",
         f"Target (twin / plain ANN <= x{TARGET_RATIO}): "
         + (

@@ -41,9 +41,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from scttfs_brian import PRESETS, SCTTFSCode
+from scttfs_brian.brian.devices import use_target
 from scttfs_brian.brian.neurons import LayerMonitors, layer_synapses, spike_steps, spiking_layer
 from scttfs_brian.brian.plotting import plot_membrane, plot_raster, plot_response, save_figure
-from scttfs_brian.brian.devices import use_target
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -30,6 +30,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import errno
@@ -382,6 +383,8 @@ def _add_simulate(sub) -> None:
 
 #: The subcommands: one function each adds its parser (a new command is one more entry).
 COMMANDS = (_add_demo, _add_train, _add_convert, _add_simulate)
+#: Their names.
+COMMAND_NAMES = ("demo", "train", "convert", "simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -494,11 +497,25 @@ def _interrupts_recorded() -> Iterator[list]:
         elif previous != signal.SIG_IGN:
             raise KeyboardInterrupt
 
+    def unraisable(info):
+        # a KeyboardInterrupt raised inside a __del__ or weakref callback is printed ("Exception
+        # ignored in ...", a traceback) and dropped by Python: deliver Ctrl-C again instead
+        if isinstance(info.exc_value, KeyboardInterrupt):  # (from another thread: not inside this hook)
+            timers.append(threading.Timer(0.01, _thread.interrupt_main))
+            timers[-1].start()
+        else:
+            hook(info)
+
+    hook, timers = sys.unraisablehook, []
     signal.signal(signal.SIGINT, record)
+    sys.unraisablehook = unraisable
     try:
         yield seen
     finally:
+        for timer in timers:
+            timer.cancel()
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ import io
 import os
 import pickle
 import tarfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,17 +115,18 @@ class Dataset:
 # digits
 
 
-def digits(*, normalize: bool = False, test_size: float = 0.25, seed: int = 0) -> Dataset:
+def digits(*, normalize: bool = True, test_size: float = 0.25, seed: int = 0) -> Dataset:
     """The 8x8 handwritten digits bundled with scikit-learn (no download).
 
     Parameters
     ----------
     normalize : bool
-        If False (default), pixels are ``value / 16`` in ``[0, 1]``, usable by an SC-TTFS input
-        encoding layer. If True, they are standardized with one *global* mean and std of the
-        training split's pixels (global rather than per pixel, because border pixels are almost
-        always 0 and a per-pixel std would blow them up); the result has negative values, fine
-        for analog input but not for SC-TTFS input encoding.
+        If True (default: the data every model of the package is trained on), pixels are
+        standardized with one *global* mean and std of the training split's pixels (global rather
+        than per pixel, because border pixels are almost always 0 and a per-pixel std would blow
+        them up); the result has negative values, fine for analog input but not for SC-TTFS input
+        encoding. If False, pixels are ``value / 16`` in ``[0, 1]``, usable by an SC-TTFS input
+        encoding layer.
     test_size : float
         Fraction of the 1797 images held out for testing, in ``(0, 1)``. The default 0.25 gives
         1347 training and 450 test images.
@@ -232,6 +234,22 @@ class RestrictedUnpickler(pickle.Unpickler):
         return obj
 
 
+def _load(data: bytes, where: str) -> Any:
+    """:func:`restricted_loads` of one archive member; errors name it (a refused global stays an
+    :class:`pickle.UnpicklingError`, a damaged pickle is a :class:`ValueError`)."""
+    try:
+        return restricted_loads(data)
+    except pickle.UnpicklingError as err:
+        if "refusing" in str(err):
+            raise pickle.UnpicklingError(f"{where}: {err}") from None
+        raise ValueError(f"{where} is not a readable pickle ({err}); re-extract or re-download it") from None
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as err:
+        raise ValueError(
+            f"{where} is not a readable pickle ({type(err).__name__}: {err}); it is truncated or damaged: "
+            "re-extract or re-download it"
+        ) from None
+
+
 def restricted_loads(data: bytes) -> Any:
     """Unpickle ``data`` with :class:`RestrictedUnpickler` and ``encoding='bytes'``.
 
@@ -274,12 +292,18 @@ def _read_members(root: Path, folder: str, archive: str, members: list[str]) -> 
     if tar_path.is_file():
         wanted = {f"{folder}/{m}": m for m in members}
         out = {}
-        with tarfile.open(tar_path, "r:*") as tar:
-            # one streaming pass: random access into a .tar.gz would decompress it again per member
-            for info in tar:
-                name = info.name.removeprefix("./")
-                if name in wanted and info.isfile():
-                    out[wanted[name]] = tar.extractfile(info).read()
+        try:
+            with tarfile.open(tar_path, "r:*") as tar:
+                # one streaming pass: random access into a .tar.gz would decompress it again per member
+                for info in tar:
+                    name = info.name.removeprefix("./")
+                    if name in wanted and info.isfile():
+                        out[wanted[name]] = tar.extractfile(info).read()
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+            raise ValueError(
+                f"{tar_path} is not a readable tar archive ({type(err).__name__}: {err}); it is truncated or "
+                f"damaged: download {archive} again from {_CIFAR_PAGE}"
+            ) from None
         missing = [f"{folder}/{m}" for m in members if m not in out]
         if missing:
             raise FileNotFoundError(
@@ -353,12 +377,13 @@ def _cifar(
 ) -> Dataset:
     root = Path(root).expanduser()
     raw = _read_members(root, folder, archive, [*train, test, meta])
-    classes = _names(restricted_loads(raw.pop(meta)), names_key, f"{folder}/{meta}")
+    classes = _names(_load(raw.pop(meta), f"{folder}/{meta}"), names_key, f"{folder}/{meta}")
     parts = [
-        _images_labels(restricted_loads(raw.pop(m)), label_key, len(classes), f"{folder}/{m}") for m in train
+        _images_labels(_load(raw.pop(m), f"{folder}/{m}"), label_key, len(classes), f"{folder}/{m}")
+        for m in train
     ]
     x_test, y_test = _images_labels(
-        restricted_loads(raw.pop(test)), label_key, len(classes), f"{folder}/{test}"
+        _load(raw.pop(test), f"{folder}/{test}"), label_key, len(classes), f"{folder}/{test}"
     )
     if not normalize:
         mean, std = (0.0,) * 3, (1.0,) * 3

@@ -243,3 +243,78 @@ def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     new = log_lines(run_dir)[start:]
     assert not any(": running" in line for line in new)
     assert any("stage ann: skipped" in line for line in new)
+    # another command never overwrites the demo's network made with other settings
+    T = str(metrics["T"])
+    snn = run_dir / f"snn-sc-ttfs-T{T}.npz"
+    before = snn.read_bytes()
+    assert cli.main(["convert", "--run-dir", str(run_dir), "--T", T, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"snn-sc-ttfs-T{T}.npz was made by `scttfs demo` with other settings" in err and "--run-dir" in err
+    assert snn.read_bytes() == before
+    # but simulating the demo's networks in its directory works
+    argv = ["simulate", "--run-dir", str(run_dir), "--T", T, "--fine-tuned", "--backend", "torch",
+            "--images", "12", "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C during a Brian2 run
+# --------------------------------------------------------------------------------------------
+def test_ctrl_c_during_the_brian2_simulation_exits_130_without_a_traceback(run_copy, tmp_path):
+    """Brian2's own handler would stop the run early and return partial results (exit 0), or wrap
+    the interrupt ("Brian 2 encountered an unexpected error"); the command must exit 130 and write
+    no result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert cli.main(["convert", "--run-dir", str(run_copy), "--T", "3", "--no-progress"]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}  # the progress bar says when it runs
+    err_path = tmp_path / "stderr.txt"
+    argv = [sys.executable, "-m", "scttfs_brian.cli", "simulate", "--run-dir", str(run_copy), "--T", "3",
+            "--backend", "brian2", "--copies", "1"]  # fmt: skip
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        deadline = time.time() + 300
+        while "Brian2 numpy" not in err_path.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        # the bar appears before the build; the build, the run (~0.3 s) and the writing of the
+        # result and figure follow: a signal now lands inside the command
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=300)
+    stderr = err_path.read_text()
+    assert code == 130, stderr
+    assert "interrupted; continue with `scttfs simulate --run-dir" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr and "Brian 2 encountered" not in stderr
+    assert not list(run_copy.glob("sim-brian2-*.npz"))  # no partial result
+
+
+def test_ctrl_c_inside_network_run_is_not_swallowed_by_brian2(run_copy, monkeypatch, capsys):
+    """Ctrl-C while ``Network.run`` is running: Brian2's handler, by default, turns it into "stop
+    after this step" and the run returns early; the command must raise the interrupt instead."""
+    import os
+    import signal
+    import time
+
+    import brian2 as b2
+
+    assert cli.main(["convert", "--run-dir", str(run_copy), "--T", "3", "--no-progress"]) == 0
+    original = b2.Network.run
+
+    def run_with_ctrl_c(self, *args, **kwargs):
+        b2.Network._globally_running = True  # what run() sets while it runs
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs here
+        finally:
+            b2.Network._globally_running = False
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(b2.Network, "run", run_with_ctrl_c)
+    argv = ["simulate", "--run-dir", str(run_copy), "--T", "3", "--images", "6", "--no-progress"]
+    assert cli.main(argv) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not list(run_copy.glob("sim-brian2-*.npz"))
+    assert b2.prefs.core.stop_on_keyboard_interrupt  # Brian2's preference restored

@@ -86,8 +86,10 @@ def test_codebook_size_is_paper_N_T(T):
     assert words[0] == (-1, -1, 0.0)
     values = [w.value for w in words]
     assert values == sorted(values)
-    distinct = np.unique(np.round(values, 12)).size
-    assert distinct <= len(words)
+    # with these kernels no two words share a value, and each word decodes to its value
+    assert np.unique(np.round(values, 12)).size == len(words)
+    t_enc, t_cal = (np.array([getattr(w, f) for w in words]) for f in ("t_enc", "t_cal"))
+    np.testing.assert_array_equal(code.decode(t_enc, t_cal), values)
     ttfs = TTFSCode(T, code.encode).codebook()
     assert len(ttfs) == T + 1
 

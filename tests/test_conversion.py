@@ -421,8 +421,8 @@ def test_auto_codes_fit_the_activations(kind):
 
 
 def test_code_from_activations_edge_cases():
-    code = code_from_activations(np.zeros(10), 4)
-    assert code.max_value == pytest.approx(1.0, rel=0.5)  # no positive activation: unit range
+    with pytest.raises(ValueError, match="all 10 activations are <= 0"):  # nothing to fit: refused
+        code_from_activations(np.zeros(10), 4)
     with pytest.raises(ValueError, match="non-finite"):
         code_from_activations(np.array([1.0, np.nan]), 4)
     with pytest.raises(ValueError, match="kind"):

@@ -21,7 +21,7 @@ from scttfs_brian.data import RestrictedUnpickler, batches, cifar10, cifar100, d
 
 @pytest.fixture(scope="module")
 def raw_digits():
-    return digits()
+    return digits(normalize=False)
 
 
 def test_digits_shapes_and_dtypes(raw_digits):
@@ -47,7 +47,7 @@ def test_digits_split_is_stratified(raw_digits):
 
 
 def test_digits_split_is_deterministic_and_seeded(raw_digits):
-    again = digits()
+    again = digits(normalize=False)
     assert torch.equal(again.x_train, raw_digits.x_train) and torch.equal(again.y_test, raw_digits.y_test)
     other = digits(seed=1)
     assert not torch.equal(other.x_train, raw_digits.x_train)

@@ -24,6 +24,7 @@ from scttfs_brian.brian.distributed import (
     merge_results,
     run_shard,
     shard_bounds,
+    simulate_distributed,
 )
 from scttfs_brian.pipeline.cluster import add_cluster_arguments, client_from_options, map_grid
 
@@ -104,6 +105,19 @@ def test_merged_shards_equal_one_run_in_process():
     assert merged.memory["worker_peak_rss_bytes"] == max(p.memory["worker_peak_rss_bytes"] for p in parts)
     with pytest.raises(ValueError, match="at least one shard"):
         merge_results([])
+
+
+def test_distributed_options_are_checked_before_any_work():
+    graph, x = _snn("mlp").graph, _inputs(2, 0)
+    nowhere = object()  # never reached: the options are refused first
+    with pytest.raises(ValueError, match="compile must be 'worker' or 'shared'"):
+        simulate_distributed(graph, x, client=nowhere, compile="everywhere")
+    with pytest.raises(ValueError, match="compile='shared' shares a cpp_standalone build"):
+        simulate_distributed(graph, x, client=nowhere, compile="shared")
+    with pytest.raises(ValueError, match="target must be one of"):
+        simulate_distributed(graph, x, client=nowhere, target="fpga")
+    with pytest.raises(ValueError, match="x holds no inputs"):
+        simulate_distributed(graph, x[:0], client=nowhere)
 
 
 # -- on the cluster ---------------------------------------------------------------------------------
@@ -205,6 +219,21 @@ def test_map_grid_survives_a_killed_worker_and_reports_a_failing_point(client, t
     client.wait_for_workers(2, timeout=60)
     with pytest.raises(ValueError, match="T=1 is odd|T=3 is odd"):
         map_grid(refuse_odd, points, client, progress=False)
+
+
+def simulate_in_a_task(point):
+    """A grid point that itself shards a Brian2 run over the cluster it runs on."""
+    from scttfs_brian import SpikingNetwork
+
+    return SpikingNetwork(point["graph"]).simulate(point["x"], distributed=True, shard_size=2, progress=False)
+
+
+def test_a_grid_point_can_shard_its_own_run_over_the_cluster(client):
+    """Inside a task, distributed=True finds the worker's client and leaves the worker's thread
+    pool while it waits (no deadlock on single-threaded workers)."""
+    snn, x = _snn("mlp"), _inputs(5, 7).numpy()
+    (inner,) = map_grid(simulate_in_a_task, [{"graph": snn.graph, "x": x}], client, progress=False)
+    assert_same_result(inner, snn.simulate(x, progress=False))
 
 
 def test_cluster_options():

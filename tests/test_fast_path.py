@@ -13,7 +13,7 @@ from torch import nn
 from scttfs_brian import SCTTFSCode, ThresholdKernel, TTFSCode, convert
 from scttfs_brian import torch as engine
 from scttfs_brian.coding import float_neighbours, spike_boundaries, stepwise_spike_times
-from scttfs_brian.torch import boundaries, encode, encode_layer
+from scttfs_brian.torch import boundaries, encode, encode_layer, lookup
 
 DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 N_RANDOM = 100_000
@@ -208,3 +208,33 @@ def test_graph_module_fast_paths_equal_the_loop():
                     assert torch.equal(out.decoded[k], ref.decoded[k])
                     assert torch.equal(out.spike_counts[k], ref.spike_counts[k])
                 assert set(out.spike_counts) == set(ref.spike_counts) == set(ref.spike_times)
+
+
+def test_auto_compiles_large_layers_and_falls_back_to_eager(monkeypatch):
+    """compiled="auto" (the twin's default): the compiled lookup for layers of at least
+    AUTO_COMPILE_MIN potentials, the same results as eager; where torch.compile fails, one
+    warning and the eager lookup from then on, same results."""
+    code = SCTTFSCode(6, *KERNEL_PAIRS["table1-cifar10"])
+    v = torch.from_numpy(fast_probe(code, np.float32)[:40_000].reshape(4, -1))
+    ref = encode_layer(code, [v], compiled=False, times=True)
+
+    def assert_equal(got):
+        assert torch.equal(got[0], ref[0]) and torch.equal(got[2], ref[2])
+        assert all(torch.equal(a, b) for a, b in zip(got[1], ref[1]))
+
+    monkeypatch.setattr(lookup, "AUTO_COMPILE_MIN", 1000)
+    monkeypatch.setattr(lookup, "COMPILE_STATE", {})
+    assert_equal(encode_layer(code, [v], compiled="auto", times=True))
+    assert lookup.COMPILE_STATE == {"cpu": True}
+
+    def no_compiler(key=None):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(lookup, "compiled_lookup", no_compiler)
+    monkeypatch.setattr(lookup, "COMPILE_STATE", {})
+    with pytest.warns(UserWarning, match="torch.compile failed on cpu"):
+        assert_equal(encode_layer(code, [v], compiled="auto", times=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_equal(encode_layer(code, [v], compiled="auto", times=True))
+    assert lookup.COMPILE_STATE == {"cpu": False}

@@ -87,11 +87,13 @@ def test_symbolic_trace_matches_eager(built):
 
 
 def test_eval_mode_is_deterministic(built):
+    # in eval mode BatchNorm uses its running statistics and nothing is random: an image's output
+    # does not depend on the other images of its batch
     _, model, shape, _ = built
     model.eval()
     x = torch.randn(3, *shape)
     with torch.no_grad():
-        assert torch.equal(model(x), model(x))
+        torch.testing.assert_close(model(x), torch.cat([model(x[i : i + 1]) for i in range(3)]))
 
 
 def _count(model):

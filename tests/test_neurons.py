@@ -377,3 +377,15 @@ def test_units_end_to_end():
     assert G.window_duration == 6 * b2.ms
     with pytest.raises(b2.DimensionMismatchError):
         G.v = 1.0
+
+
+@pytest.mark.standalone
+def test_cpp_standalone_equation_mode_on_finer_time():
+    code = SCTTFSCode(6, *PRESETS["cifar10"])
+    v = np.random.default_rng(0).uniform(-0.5, 4, 2000)
+    t_enc, t_cal = encode_layer(
+        v, code, target="cpp_standalone", thresholds="equation", steps_per_code_step=3
+    )
+    ref_enc, ref_cal = finer_time_code(code, 3).spike_times(v)
+    np.testing.assert_array_equal(t_enc, ref_enc)
+    np.testing.assert_array_equal(t_cal, ref_cal)

@@ -2,11 +2,16 @@
 resume and configuration check, and the report's tables."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from scttfs_brian.pipeline import QUICK, DemoConfig, Run, UsageError, atomic_write, report, rundir
+from scttfs_brian.pipeline.errors import StaleArtifact
 from scttfs_brian.results import SimulationResult
 
 
@@ -113,3 +118,93 @@ def test_verdict_from_an_agreement():
     assert report.verdict(a.compare(b), 2) == (
         "MISMATCH between Brian2 and the torch twin: l1: 1 t_enc, 0 t_cal, 0 counts; predictions identical: True"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# one writer per run directory
+# --------------------------------------------------------------------------------------------
+def _try_open(run_dir) -> subprocess.CompletedProcess:
+    code = ("import sys; from scttfs_brian.pipeline import Run\n"
+            "try:\n    Run(sys.argv[1], resume=False, progress=False, command='simulate')\n"
+            "except Exception as err:\n    print(type(err).__name__, err); sys.exit(1)\n")  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_second_process_is_refused_naming_the_holder(tmp_path):
+    with Run(tmp_path, resume=False, progress=False, command="demo", command_line="scttfs demo --quick"):
+        t0 = time.perf_counter()
+        other = _try_open(tmp_path)
+        assert other.returncode == 1
+        assert other.stdout.startswith("RunBusy")
+        assert f"in use by process {os.getpid()} (`scttfs demo --quick`" in other.stdout
+        assert time.perf_counter() - t0 < 60  # refused at once, not after waiting
+        # within this process the lock is shared
+        Run(tmp_path, resume=True, progress=False, command="demo").close()
+    assert _try_open(tmp_path).returncode == 0  # released at the end of the command
+
+
+def test_a_run_directory_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        Run(tmp_path / "f", resume=False, progress=False, command="t")
+
+
+# --------------------------------------------------------------------------------------------
+# provenance
+# --------------------------------------------------------------------------------------------
+def _stage(run, name, value, settings, upstream=()):
+    return run.stage(name, [name], lambda: run.write_json(name, value), settings=settings, upstream=upstream)
+
+
+def test_provenance_records_settings_and_upstream_hashes(tmp_path):
+    with Run(tmp_path, resume=False, progress=False, command="train") as run:
+        _stage(run, "a.json", 1, {"seed": 0})
+        _stage(run, "b.json", 2, {"T": 3}, upstream=["a.json"])
+        record = run.provenance()["b.json"]
+    assert record["command"] == "train" and record["settings"] == {"T": 3}
+    assert record["upstream"] == {"a.json": rundir.file_sha256(tmp_path / "a.json")}
+    assert record["sha256"] == rundir.file_sha256(tmp_path / "b.json")
+
+
+def test_a_stale_artifact_is_refused_then_rebuilt_on_resume(tmp_path):
+    with Run(tmp_path, resume=False, progress=False, command="convert") as run:
+        _stage(run, "a.json", 1, {"seed": 0})
+        _stage(run, "b.json", 2, {}, upstream=["a.json"])
+        run.require_current("b.json", "convert again")  # current
+        _stage(run, "a.json", 10, {"seed": 1})  # retrained: b.json was made from the old a.json
+        with pytest.raises(
+            StaleArtifact, match=r"b.json is stale: b.json was made from another a.json .* convert again"
+        ):
+            run.require_current("b.json", "convert again")
+    with Run(tmp_path, resume=True, progress=False, command="convert") as run:
+        assert _stage(run, "b.json", 2, {}, upstream=["a.json"])  # rebuilt, not skipped
+        assert not _stage(run, "b.json", 2, {}, upstream=["a.json"])  # now current: skipped
+    assert (
+        "b.json: outputs are stale (b.json was made from another a.json)"
+        in (tmp_path / "log.txt").read_text()
+    )
+
+
+def test_another_commands_artifact_is_never_overwritten(tmp_path):
+    with Run(tmp_path, resume=False, progress=False, command="demo") as run:
+        _stage(run, "snn.json", "demo's", {"codes": "from the sweep"})
+    with Run(tmp_path, resume=False, progress=False, command="convert") as run:
+        with pytest.raises(
+            UsageError, match=r"made by `scttfs demo` with other settings \(differing: codes\)"
+        ):
+            _stage(run, "snn.json", "convert's", {"codes": "fitted again"})
+        assert _stage(run, "snn.json", "same", {"codes": "from the sweep"}) is True  # same settings: fine
+    assert json.loads((tmp_path / "snn.json").read_text()) == "same"
+
+
+def test_damaged_run_files_are_named(tmp_path):
+    (tmp_path / "config.json").write_text("{")
+    run = Run(tmp_path, resume=True, progress=False, command="c")
+    with pytest.raises(UsageError, match="config.json is not valid JSON"):
+        run.store_config({"T": 3})
+    (tmp_path / "state.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(UsageError, match="state.pt cannot be read with torch.load"):
+        run.load_torch("state.pt")
+    run.close()

@@ -56,7 +56,7 @@ def test_the_study_writes_every_grid_point_and_a_brian2_check_per_seed(finished)
         assert KEYS <= set(r)
         assert 0.0 <= r["agreement"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
         assert r["fine_tuned"] == (r["method"] == "fine-tuned")
-        assert r["latency_steps"] == r["T"] * 4  # 4 windows: 3 spiking layers encode, the output integrates
+        assert r["latency_steps"] == r["T"] * 3  # the 3 spiking layers encode in one window each
     assert [c["seed"] for c in study["brian_checks"]] == [0, 1]
     for c in study["brian_checks"]:
         assert (c["code"], c["method"], c["T"], c["inputs"]) == ("sc-ttfs", "fine-tuned", 3, 4)

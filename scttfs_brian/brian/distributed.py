@@ -70,6 +70,7 @@ __all__ = [
     "graph_key",
     "release_programs",
     "import_brian2",
+    "process_peak_rss_bytes",
     "BrianWorkerSetup",
     "prepare_workers",
     "gather_in_order",
@@ -229,7 +230,16 @@ def prepare_workers(client: Any) -> None:
     client.register_plugin(BrianWorkerSetup())
 
 
-def _peak_rss_bytes() -> int:
+def process_peak_rss_bytes() -> int:
+    """Peak resident memory of this process since it started, in bytes.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``. Not ``ru_maxrss``: Linux carries a parent's peak
+    into a child through fork + exec, so every worker process spawned by a big client process
+    would report at least the client's peak. Elsewhere ``ru_maxrss`` (with that caveat)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
@@ -285,7 +295,7 @@ def run_shard(graph: Graph, x: np.ndarray, job: ShardJob) -> SimulationResult:
             from . import simulate
 
             res = simulate(graph, x, target=job.target, record=job.record, progress=False, **job.options)
-    res.memory["worker_peak_rss_bytes"] = _peak_rss_bytes()
+    res.memory["worker_peak_rss_bytes"] = process_peak_rss_bytes()
     return res
 
 
@@ -443,8 +453,6 @@ def simulate_distributed(
         raise ValueError(f"compile must be 'worker' or 'shared' (got {compile!r})")
     if compile == "shared" and target != "cpp_standalone":
         raise ValueError(f"compile='shared' shares a cpp_standalone build (got target={target!r})")
-    if "progress" in options:
-        raise TypeError("progress is an argument of simulate_distributed itself")
     x = _as_array(x)
     t_start = time.perf_counter()
     data = graph_to_bytes(graph)
@@ -452,8 +460,7 @@ def simulate_distributed(
     with cluster_client(client) as c, contextlib.ExitStack() as cleanup:
         n_workers = _wait_for_workers(c)
         prepare_workers(c)
-        size = int(shard_size) if shard_size is not None else math.ceil(len(x) / n_workers)
-        bounds = shard_bounds(len(x), size)
+        bounds = shard_bounds(len(x), shard_size if shard_size is not None else math.ceil(len(x) / n_workers))
         batch = max(e - s for s, e in bounds)
         job = _job(gid, target, options, record, batch)
         shared_timings: dict = {}

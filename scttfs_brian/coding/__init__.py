@@ -12,13 +12,15 @@ No engine fast paths, compiled functions or caches live here: the torch engine's
 
 from .boundaries import Boundaries, float_neighbours, spike_boundaries
 from .codes import CODE_KINDS, Code, CodeBase, CodeWord, SCTTFSCode, TTFSCode, code_from_dict
-from .kernels import PRESETS, ThresholdKernel, check_window
+from .kernels import MAX_CODEWORDS, PRESETS, ThresholdKernel, check_codebook_size, check_window
 from .rule import NO_SPIKE, as_potentials, closed_form_time, stepwise_spike_times, stepwise_torch, torch_table
 
 __all__ = [
     "ThresholdKernel",
     "PRESETS",
     "check_window",
+    "check_codebook_size",
+    "MAX_CODEWORDS",
     "NO_SPIKE",
     "as_potentials",
     "torch_table",

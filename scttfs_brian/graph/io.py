@@ -83,7 +83,7 @@ def load_graph(path: Any) -> Graph:
     with f:
         try:
             return _read(f, path)
-        except (KeyError, TypeError, ValueError, IndexError, zipfile.BadZipFile, EOFError) as err:
+        except (LookupError, TypeError, ValueError, AttributeError, zipfile.BadZipFile, EOFError) as err:
             what = f"missing key {err}" if isinstance(err, KeyError) else str(err)
             raise ValueError(f"{path} is not a valid saved graph: {what}") from err
 

@@ -81,9 +81,9 @@ def simulate_network(run: Run, ds, cfg: dict, *, kind: str, T: int, fine_tuned: 
         " --fine-tune-epochs N" if fine_tuned else "") + "`"  # fmt: skip
     if not path.exists():
         raise UsageError(f"{path} does not exist; run {convert} first")
+    snn = load_network(run, path.name)  # a damaged file is named first
     run.require_current(path.name, f"run {convert} again (or simulate in the run directory it came from)")
     run.store_config({"network": label, **cfg})
-    snn = load_network(run, path.name)
     x, y = ds.x_test, ds.y_test
     if cfg["images"] is not None:
         x, y = x[: cfg["images"]], y[: cfg["images"]]

@@ -340,7 +340,6 @@ def open_trained_run(
                 f"{run.path('config.json')} has {what}: it was not written by `scttfs train`; "
                 "run `scttfs train --run-dir DIR` first, or pass the --run-dir of a finished training"
             )
-        run.require_current("ann.pt", f"run `scttfs train --run-dir {run_dir}` again")
         ds = load_dataset(tcfg["dataset"], data_root or tcfg.get("data_root"))
         model = build_ann(tcfg["model"], ds.num_classes, tcfg["model_kwargs"], tcfg["seed"], ds.input_shape[0],
                           input_shape=ds.input_shape)  # fmt: skip

@@ -18,6 +18,7 @@ from .rundir import atomic_write
 
 __all__ = ["write_summary", "summarize", "bootstrap_interval", "smallest_lossless_T"]
 
+METHOD_ORDER = ("activations", "bias-corrected", "fine-tuned")
 _TITLES = {
     "activations": "kernels from activations (no fine-tuning; the conversion before issue 11)",
     "bias-corrected": "kernels from activations + bias correction (no fine-tuning)",
@@ -120,6 +121,28 @@ def _target(study: dict) -> list[str]:
     return lines
 
 
+def _side_by_side(rows: list[dict]) -> list[str]:
+    """Agreement vs T of every method and code in one table (mean over seeds [95 % interval])."""
+    cols = sorted({(r["code"], r["method"]) for r in rows}, key=lambda c: (c[0], METHOD_ORDER.index(c[1])))
+    cell = {(r["code"], r["method"], r["T"]): r["agreement"] for r in rows}
+    out = [
+        "## Agreement with the ANN (%) against T: before (kernels from activations), after (bias "
+        "correction), fine-tuned",
+        "",
+        "| T | " + " | ".join(f"{c} {m}" for c, m in cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for T in sorted({r["T"] for r in rows}):
+        vals = []
+        for c, m in cols:
+            a = cell.get((c, m, T))
+            vals.append(
+                "" if a is None else f"{_pct(a['mean'])} [{_pct(a['ci95'][0])}, {_pct(a['ci95'][1])}]"
+            )
+        out.append(f"| {T} | " + " | ".join(vals) + " |")
+    return [*out, ""]
+
+
 def write_summary(study: dict, path: str | os.PathLike) -> Path:
     """Write the markdown summary of ``study`` (the dict :func:`.study.run_study` writes) to ``path``."""
     rows = summarize(study)
@@ -145,6 +168,7 @@ def write_summary(study: dict, path: str | os.PathLike) -> Path:
         *_target(study),
         "",
     ]
+    text += _side_by_side(rows)
     for method in ("activations", "bias-corrected", "fine-tuned"):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: (r["code"], r["T"]))
         if not mine:

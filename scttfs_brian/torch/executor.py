@@ -141,8 +141,9 @@ class GraphModule(nn.Module):
         (:func:`.lookup.compiled_lookup`); the first call per code, dtype and layer shape
         compiles (seconds; needs a C++ compiler on CPU, triton on GPU). ``"auto"`` (default):
         compiled for layers of at least :data:`.lookup.AUTO_COMPILE_MIN` potentials per call
-        (where compiling pays back), eager for smaller ones, and eager everywhere on a device
-        where ``torch.compile`` fails (one warning). All give the stepwise rule's results bit for
+        whose code has at most :data:`.lookup.AUTO_COMPILE_MAX_BOUNDS` boundaries (where
+        compiling pays back), eager for the others, and eager everywhere on a device where
+        ``torch.compile`` fails (one warning). All give the stepwise rule's results bit for
         bit; the compiled one is the fast one on CPU (about the plain ANN's time,
         ``benchmarks/results/twin_vs_ann.md``).
     method : {"lookup", "stepwise"}

@@ -5,9 +5,16 @@ A code's spike times are a monotone step function of the potential, so its codew
 loop of eqs. 9-13 into "how many boundaries are <= v" and a gather of that word's spike times and
 decoded value (eqs. 16-17). Two forms, identical bit for bit to the stepwise rule (tested):
 
-* eager: one ``torch.bucketize`` over the boundaries and gathers (:func:`word_lookup`);
+* eager: one ``torch.bucketize`` over the boundaries, gathers, and the spike counts from one
+  ``bincount`` (:func:`word_lookup`);
 * compiled: one comparison per boundary, the gathers and the spike counts fused into one
   ``torch.compile`` pass (:func:`compiled_lookup`).
+
+The twin's default, ``compiled="auto"`` (:func:`encode_layer`), compiles the layers with at least
+:data:`AUTO_COMPILE_MIN` potentials per call (and codes of at most
+:data:`AUTO_COMPILE_MAX_BOUNDS` boundaries), where compiling (seconds, once per variant) pays
+back, and runs the others eagerly; on a device where ``torch.compile`` fails (no C++ compiler on
+CPU, no triton on GPU) it warns once and stays eager there (:data:`COMPILE_STATE`).
 
 ``method="stepwise"`` runs the T-step loop instead (:func:`scttfs_brian.coding.stepwise_torch`,
 eager or compiled by :func:`compiled_stepwise`): the reference, and the fallback, with a
@@ -40,6 +47,8 @@ __all__ = [
     "compiled_lookup",
     "compiled_stepwise",
     "AUTO_COMPILE_MIN",
+    "AUTO_COMPILE_MAX_BOUNDS",
+    "COMPILE_STATE",
 ]
 
 #: How a spiking layer maps potentials to spike times: the codebook lookup (default) or the
@@ -145,10 +154,9 @@ def word_lookup(parts, bounds, tables, counts: bool, search: bool):
         v = v + h
     if search:
         return _searched(v, bounds, tables, counts)
-    else:
-        w = (v >= bounds[0]).to(torch.int32)
-        for j in range(1, bounds.shape[0]):
-            w = w + (v >= bounds[j]).to(torch.int32)
+    w = (v >= bounds[0]).to(torch.int32)
+    for j in range(1, bounds.shape[0]):
+        w = w + (v >= bounds[j]).to(torch.int32)
     if not counts:
         return [tab[w] for tab in tables], None
     out = [tab[w] for tab in tables[:-1]]
@@ -250,14 +258,23 @@ def encode(
 
 
 #: ``compiled="auto"``: a layer takes the compiled lookup when one call holds at least this many
-#: potentials (where compiling, seconds once per variant, pays back; smaller layers stay eager).
-AUTO_COMPILE_MIN = 1 << 20
+#: potentials (where compiling, seconds once per variant, pays back; smaller layers stay eager)
+AUTO_COMPILE_MIN = 1 << 19
+#: ... and its code has at most this many boundaries (the compiled lookup unrolls one comparison
+#: per boundary: long windows, e.g. SC-TTFS with T > 9, compile for minutes and stay eager)
+AUTO_COMPILE_MAX_BOUNDS = 64
 
-_COMPILE_STATE: dict = {}  # device type -> True (torch.compile worked) / False (failed: eager)
+#: ``compiled="auto"``: device type -> ``True`` (``torch.compile`` worked there) or ``False`` (it
+#: failed once: that device stays on the eager lookup); clear it to try again.
+COMPILE_STATE: dict = {}
 
 
-def _auto(v0: torch.Tensor) -> bool:
-    return v0.numel() >= AUTO_COMPILE_MIN and _COMPILE_STATE.get(v0.device.type) is not False
+def _auto(v0: torch.Tensor, fast: dict) -> bool:
+    return (
+        v0.numel() >= AUTO_COMPILE_MIN
+        and len(fast["bounds"]) <= AUTO_COMPILE_MAX_BOUNDS
+        and COMPILE_STATE.get(v0.device.type) is not False
+    )
 
 
 def encode_layer(
@@ -273,7 +290,8 @@ def encode_layer(
     input, batch first), then its decoded value ``z``, int64 spike times (when ``times``) and
     the spikes per sample (``(B, 2)`` int64, when ``counts``). ``compiled`` and ``method`` as
     for :func:`encode`; ``compiled="auto"``: the compiled lookup for layers of at least
-    :data:`AUTO_COMPILE_MIN` potentials where ``torch.compile`` works on the device (the first
+    :data:`AUTO_COMPILE_MIN` potentials whose code has at most :data:`AUTO_COMPILE_MAX_BOUNDS`
+    boundaries, where ``torch.compile`` works on the device (the first
     failure to compile there warns once and leaves the device on the eager lookup), else the
     eager one; all give the same results. Potentials of finite inputs and finite weights need
     no check, except that float overflow can make them non-finite: the eager lookup then runs
@@ -283,14 +301,14 @@ def encode_layer(
     fast = lookup_tables(code, v0.dtype, v0.device) if _method(method) == "lookup" else None
     if compiled == "auto":
         compiled = False
-        if fast is not None and _auto(v0):
+        if fast is not None and _auto(v0, fast):
             kind = v0.device.type
             try:
                 out = _lookup_layer(fast, parts, True, times, counts)
             except Exception as err:  # no C++ compiler / triton: inductor's errors vary by version
-                if _COMPILE_STATE.get(kind):
+                if COMPILE_STATE.get(kind):
                     raise  # it compiled here before: a real error
-                _COMPILE_STATE[kind] = False
+                COMPILE_STATE[kind] = False
                 warnings.warn(
                     f"torch.compile failed on {kind} ({type(err).__name__}: {str(err)[:200]}); the torch twin "
                     "uses the eager codebook lookup there (same results, slower); pass compiled=False to "
@@ -298,7 +316,7 @@ def encode_layer(
                     stacklevel=2,
                 )
             else:
-                _COMPILE_STATE[kind] = True
+                COMPILE_STATE[kind] = True
                 return out
     if fast is not None and not compiled:
         v = parts[0]

@@ -240,19 +240,7 @@ def fine_tune(
     if val_idx is not None:
         teacher_val = None if ref is None else _outputs(ref, x_all[val_idx])
         selection = _Selection(spiking, x_all[val_idx], y_all[val_idx], teacher_val)
-
-    train = trainable_parameters(spiking)
-    ids = {id(p) for p in train.values()}
-    weights = [] if weight_lr is None else [p for p in spiking.parameters() if id(p) not in ids]
-    ids |= {id(p) for p in weights}
-    for p in spiking.parameters():
-        p.requires_grad_(id(p) in ids)
-    groups = [
-        {"params": [p for n, p in train.items() if not is_kernel_name(n)]},
-        {"params": [p for n, p in train.items() if is_kernel_name(n)], "lr": kernel_lr},
-        {"params": weights, "lr": weight_lr},
-    ]
-    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
+    opt = _optimizer(spiking, lr, kernel_lr, weight_lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * -(-len(x) // batch_size)))
     history: dict = {"loss": [], "lr": [], "epoch_loss": [], "validation_accuracy": []}
     if teacher is not None:
@@ -300,6 +288,23 @@ def fine_tune(
         p.requires_grad_(True)
     spiking.eval()
     return history
+
+
+def _optimizer(spiking: nn.Module, lr: float, kernel_lr: float, weight_lr: float | None):
+    """Adam over BatchNorm (``lr``), the kernels (``kernel_lr``) and, with ``weight_lr``, the
+    weights and biases; every other parameter is frozen."""
+    train = trainable_parameters(spiking)
+    ids = {id(p) for p in train.values()}
+    weights = [] if weight_lr is None else [p for p in spiking.parameters() if id(p) not in ids]
+    ids |= {id(p) for p in weights}
+    for p in spiking.parameters():
+        p.requires_grad_(id(p) in ids)
+    groups = [
+        {"params": [p for n, p in train.items() if not is_kernel_name(n)]},
+        {"params": [p for n, p in train.items() if is_kernel_name(n)], "lr": kernel_lr},
+        {"params": weights, "lr": weight_lr},
+    ]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
 
 
 def _check_dataset_and_objective(dataset, objective, teacher, layer_weight, mixup) -> Dataset:
