@@ -35,7 +35,6 @@ def _rss_mib() -> float:
 
 
 def measure(model_name: str, images: int, copies: int, shared: bool, T: int, target: str, queue) -> None:
-    import numpy as np
     import torch
 
     from scttfs_brian import convert
@@ -61,9 +60,7 @@ def measure(model_name: str, images: int, copies: int, shared: bool, T: int, tar
     peak = peak_rss_mib()
     program = res.memory.get("program_peak_rss_bytes")
     twin = snn.simulate(x, backend="torch", record=True)
-    exact = all(
-        np.array_equal(a, b) for k in twin.spike_times for a, b in zip(res.spike_times[k], twin.spike_times[k])
-    )
+    agreement = res.compare(twin)
     queue.put(
         dict(
             model=model_name, T=T, images=images, copies=copies, shared_weights=shared, target=target,
@@ -74,9 +71,9 @@ def measure(model_name: str, images: int, copies: int, shared: bool, T: int, tar
             s_per_image=res.timings["run"] / images, peak_rss_mib=peak, rss_before_build_mib=rss0,
             program_peak_rss_mib=None if program is None else program / 2**20,
             bytes_per_synapse=(program if program is not None else (peak - rss0) * 2**20) / n_syn,
-            spike_exact=bool(exact),
-            max_output_diff=float(np.abs(res.outputs - twin.outputs).max()),
-            predictions_equal=bool(np.array_equal(res.predictions, twin.predictions)),
+            spike_exact=agreement.spikes_exact,
+            max_output_diff=agreement.max_output_difference,
+            predictions_equal=agreement.predictions_exact,
             spikes_per_image=float(res.spikes_per_input.mean()), latency_steps=res.latency_steps,
         )
     )

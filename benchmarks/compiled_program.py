@@ -29,7 +29,6 @@ SETUPS = {  # model -> (input shape, images per batch, copies)
 
 
 def measure(name: str, batches: int, queue) -> None:
-    import numpy as np
     import torch
 
     from scttfs_brian import convert
@@ -45,7 +44,7 @@ def measure(name: str, batches: int, queue) -> None:
 
     def exact(res, x):
         twin = snn.simulate(x, backend="torch", record=True)
-        return all(np.array_equal(a, b) for k in twin.spike_times for a, b in zip(res.spike_times[k], twin.spike_times[k]))
+        return res.compare(twin).spikes_exact
 
     t0 = time.perf_counter()
     once = snn.simulate(xs[0], device="cpp_standalone", copies=copies, record=True, progress=False)

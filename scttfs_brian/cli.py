@@ -264,8 +264,8 @@ def _add_demo(sub) -> None:
         type=_positive_int,
         nargs="*",
         metavar="T",
-        help="windows at which both codes are fine-tuned (default: 2 3 4 for SC-TTFS, 2 3 4 6 8 for TTFS; "
-        "T is always included)",
+        help="windows at which both codes are fine-tuned, each one of the --sweep (default: 2 3 4 for "
+        "SC-TTFS, 2 3 4 6 8 for TTFS, those in --sweep; T is always included)",
     )
     p.add_argument("--epochs", type=_positive_int, help=f"ANN training epochs (default {DEMO.epochs})")
     p.add_argument(

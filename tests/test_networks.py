@@ -12,6 +12,14 @@ from scttfs_brian.models import randomize_batchnorm
 
 torch.set_default_dtype(torch.float32)
 
+def assert_same_spikes(a, b):
+    """``a`` and ``b`` spike for spike (every recorded ``t_enc``/``t_cal``, every count) with the
+    same predictions: :meth:`SimulationResult.compare`, the one comparison of the project."""
+    agreement = a.compare(b)
+    assert agreement.exact, str(agreement)
+    return agreement
+
+
 
 def _randomize_bn(model, seed):
     return randomize_batchnorm(model, seed, affine=True)
@@ -85,12 +93,9 @@ def test_brian2_and_torch_twin_agree_spike_for_spike(name, kind):
     res_t = snn.simulate(x, backend="torch", record=True)
     populations = [l.name for l in snn.graph.spiking_layers]
     assert set(res_b.spike_times) == set(res_t.spike_times) == set(populations)
-    n_neurons = 0
-    for layer in populations:
-        for a, b in zip(res_b.spike_times[layer], res_t.spike_times[layer]):
-            np.testing.assert_array_equal(a, b, err_msg=f"layer {layer}")
-        np.testing.assert_array_equal(res_b.spike_counts[layer], res_t.spike_counts[layer])
-        n_neurons += res_b.spike_times[layer][0][0].size
+    agreement = assert_same_spikes(res_b, res_t)
+    assert set(agreement.timed_layers) == set(populations)
+    n_neurons = sum(res_b.spike_times[layer][0][0].size for layer in populations)
     np.testing.assert_allclose(res_b.outputs, res_t.outputs, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(res_b.predictions, res_t.predictions)
     assert res_b.latency_steps == res_t.latency_steps == snn.graph.n_windows * 4
@@ -122,8 +127,7 @@ def test_input_encoding_layer_agrees_too():
     x = _inputs(100, 5)
     rb = snn.simulate(x, backend="brian2", record=["input"], copies=25, progress=False)
     rt = snn.simulate(x, backend="torch", record=["input"])
-    for a, b in zip(rb.spike_times["input"], rt.spike_times["input"]):
-        np.testing.assert_array_equal(a, b)
+    assert_same_spikes(rb, rt)
     np.testing.assert_array_equal(rb.predictions, rt.predictions)
     np.testing.assert_allclose(rb.outputs, rt.outputs, atol=1e-9, rtol=0)
     assert rb.latency_steps == (snn.graph.n_windows) * 4 and snn.graph.windows["input"] == 0
@@ -214,9 +218,7 @@ def test_cpp_standalone_network_equals_torch_twin():
     x = _inputs(100, 7)
     rs = snn.simulate(x, target="cpp_standalone", record=True, copies=10, progress=False)
     rt = snn.simulate(x, backend="torch", record=True)
-    for layer in rt.spike_times:
-        for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
-            np.testing.assert_array_equal(a, b)
+    assert_same_spikes(rs, rt)
     np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
     np.testing.assert_array_equal(rs.predictions, rt.predictions)
 
@@ -231,10 +233,7 @@ def test_small_cpp_standalone_network_equals_torch_twin():
     rs = snn.simulate(x, target="cpp_standalone", record=True, copies=3, progress=False)
     rt = snn.simulate(x, backend="torch", record=True)
     assert set(rs.spike_times) == set(rt.spike_times)
-    for layer in rt.spike_times:
-        for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
-            np.testing.assert_array_equal(a, b, err_msg=layer)
-        np.testing.assert_array_equal(rs.spike_counts[layer], rt.spike_counts[layer])
+    assert_same_spikes(rs, rt)
     assert sum(c.sum() for c in rs.spike_counts.values()) > 0
     np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
     np.testing.assert_array_equal(rs.predictions, rt.predictions)
@@ -283,9 +282,7 @@ def test_shared_weights_give_identical_results():
     plain = snn.simulate(x, copies=8, record=True, progress=False)
     shared = snn.simulate(x, copies=8, record=True, shared_weights=True, progress=False)
     np.testing.assert_array_equal(plain.outputs, shared.outputs)
-    for layer in plain.spike_times:
-        for a, b in zip(plain.spike_times[layer], shared.spike_times[layer]):
-            np.testing.assert_array_equal(a, b)
+    assert_same_spikes(plain, shared)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -319,9 +316,7 @@ def test_generated_connectivity_runs_spike_exact_and_checks_its_options():
     x = _inputs(24, 3)
     rg = snn.simulate(x, copies=8, record=True, connectivity="generated", progress=False)
     rt = snn.simulate(x, backend="torch", record=True)
-    for layer in rt.spike_times:
-        for a, b in zip(rg.spike_times[layer], rt.spike_times[layer]):
-            np.testing.assert_array_equal(a, b)
+    assert_same_spikes(rg, rt)
     np.testing.assert_allclose(rg.outputs, rt.outputs, atol=1e-9, rtol=0)
     with pytest.raises(ValueError, match="connectivity must be 'auto', 'arrays' or 'generated'"):
         snn.simulate(x, connectivity="lazy", progress=False)
@@ -339,9 +334,7 @@ def test_cpp_standalone_generated_connectivity_equals_torch_twin(name):
     x = _inputs(40, 7)
     rs = snn.simulate(x, target="cpp_standalone", record=True, copies=8, progress=False)
     rt = snn.simulate(x, backend="torch", record=True)
-    for layer in rt.spike_times:
-        for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
-            np.testing.assert_array_equal(a, b, err_msg=layer)
+    assert_same_spikes(rs, rt)
     np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
     assert set(rs.timings) >= {"build", "codegen", "compile", "setup", "run"}
     assert 1e6 < rs.memory["program_peak_rss_bytes"] < 4e9
@@ -427,9 +420,7 @@ def test_compiled_program_runs_many_batches_without_recompiling(tmp_path):
             x = _inputs(n, seed)
             rs = prog.simulate(x, record=True, progress=False)
             rt = snn.simulate(x, backend="torch", record=True)
-            for layer in rt.spike_times:
-                for a, b in zip(rs.spike_times[layer], rt.spike_times[layer]):
-                    np.testing.assert_array_equal(a, b, err_msg=layer)
+            assert_same_spikes(rs, rt)
             np.testing.assert_allclose(rs.outputs, rt.outputs, atol=1e-9, rtol=0)
             for layer in rt.spike_counts:
                 np.testing.assert_array_equal(rs.spike_counts[layer], rt.spike_counts[layer])

@@ -32,6 +32,15 @@ def test_demo_config_create_applies_quick_then_the_options_given():
     assert DemoConfig.create().to_dict() == json.loads(json.dumps(DemoConfig().to_dict()))
 
 
+def test_demo_config_fine_tuning_windows_must_be_in_the_sweep():
+    with pytest.raises(
+        ValueError, match=r"fine-tuning windows \[4\] are not in the sweep \[2, 3\].*--sweep 2 3 4"
+    ):
+        DemoConfig.create(sweep=[2, 3], fine_tune_sweep=[4])
+    # the default windows are restricted to a sweep given without them
+    assert DemoConfig.create(sweep=[2, 6]).fine_tune_sweep == {"sc-ttfs": [2, 3], "ttfs": [2, 3, 6]}
+
+
 def test_demo_config_sections_of_config_json():
     config = DemoConfig()
     train = config.train_config()

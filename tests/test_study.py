@@ -139,3 +139,13 @@ def test_summary_statistics():
     assert smallest_lossless_T(study, "sc-ttfs", "fine-tuned") == {0: 3, 1: 2}
     rows = summarize(study)
     assert {(r["T"], r["agreement"]["min"]) for r in rows} == {(2, 0.99), (3, 1.0)}
+
+
+def test_two_worker_processes_write_what_one_process_writes(tmp_path):
+    config = StudyConfig(
+        **{**TINY.__dict__, "seeds": (0,), "codes": ("ttfs",), "windows": (2,), "brian_images": 0}
+    )
+    kw = {"progress": False, "command": COMMAND}
+    one = run_study(config, tmp_path / "a.json", workers=1, work_dir=tmp_path / "a", **kw)
+    two = run_study(config, tmp_path / "b.json", workers=2, work_dir=tmp_path / "b", **kw)
+    assert without_timings(one) == without_timings(two) and len(two["runs"]) == 3

@@ -82,7 +82,7 @@ def simulate_network(run: Run, ds, cfg: dict, *, kind: str, T: int, fine_tuned: 
     if not path.exists():
         raise UsageError(f"{path} does not exist; run {convert} first")
     snn = load_network(run, path.name)  # a damaged file is named first
-    run.require_current(path.name, f"run {convert} again (or simulate in the run directory it came from)")
+    run.require_current(path.name, f"run {convert} again")
     run.store_config({"network": label, **cfg})
     x, y = ds.x_test, ds.y_test
     if cfg["images"] is not None:

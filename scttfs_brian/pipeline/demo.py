@@ -103,6 +103,11 @@ class DemoConfig:
         """The defaults, then :data:`QUICK` when ``quick``, then every override that is not None."""
         values = dict(QUICK) if quick else {}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "sweep" in values and overrides.get("fine_tune_sweep") is None:
+            # the default fine-tuning windows, restricted to the sweep given (given ones must be in it)
+            sweep = set(values["sweep"]) | {values.get("T", cls.T)}
+            default = values.get("fine_tune_sweep", cls().fine_tune_sweep)
+            values["fine_tune_sweep"] = {k: [t for t in ts if t in sweep] for k, ts in default.items()}
         return cls(**values, quick=quick)
 
     def to_dict(self) -> dict:

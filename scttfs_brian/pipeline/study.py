@@ -19,6 +19,13 @@ fine-tuned) is simulated in Brian2 on ``brian_images`` test images and compared 
 engine spike for spike (:meth:`~scttfs_brian.results.SimulationResult.compare`): the numbers are
 the reference model's.
 
+Each entry of the JSON's ``runs`` holds ``seed, code, T, method, fine_tuned, accuracy, agreement,
+mean_abs_output_diff, ann_accuracy, spikes_per_image, latency_steps`` and, per test image, whether
+the SNN agrees with the ANN and whether it is correct (``agrees``, ``correct``: ``numpy.packbits``
+as hex, for the intervals over images); fine-tuned entries add ``start`` (the network the sweep
+started from), ``selected_epoch`` and its ``validation_agreement``. ``brian_checks`` holds one
+:meth:`~scttfs_brian.results.Agreement.to_dict` per seed.
+
 **Resume.** Each finished grid point is written to ``<work_dir>/points/`` and merged into the
 JSON (atomically: a temporary file, then ``os.replace``); trained ANNs and fine-tuned networks
 are kept in ``work_dir`` (default ``runs/<name of the JSON>``). Running the same command again
@@ -85,8 +92,8 @@ class StudyConfig:
     epochs: int = 20
     lr: float = 1e-2
     fine_tune_epochs: int = 20
-    fine_tune_lr: float = 1e-2
-    fine_tune_kernel_lr: float = 1e-3
+    fine_tune_lr: float = 3e-2
+    fine_tune_kernel_lr: float = 1e-2
     layer_weight: float = 1.0
     validation: float = 0.2
     calibration_images: int = 512
