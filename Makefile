@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/scttfs demo
 
-# the multi-seed study (5 seeds, SC-TTFS and TTFS, T = 1..6; ~30 min on 2 cores; resumes where it stopped)
+# the multi-seed study (10 seeds, SC-TTFS and TTFS, T = 1..6; its time is in analysis/results/digits_study.md;
+# an interrupted study resumes where it stopped)
 study: $(STAMP)
 	$(BIN)/python -m scttfs_brian.pipeline.study --out analysis/results/digits_study.json
 

@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     from brian_throughput import trained
 
     started = datetime.datetime.now(datetime.UTC)
+    load_before = os.getloadavg()
     snn, data = trained("cnn", 4)
     reps = math.ceil(args.images / len(data.x_test))
     x = data.x_test.repeat(reps, 1, 1, 1)[: args.images].numpy()
@@ -186,6 +187,7 @@ def main(argv=None) -> int:
         projection=projection(efficiency, compile_ratio),
         gpu="not measured: no GPU machine was lent to this task (prepared script: benchmarks/gpu_check.sh)",
         wall_s=(datetime.datetime.now(datetime.UTC) - started).total_seconds(),
+        load_before=load_before, load_after=os.getloadavg(),
     )  # fmt: skip
     print(json.dumps({k: out[k] for k in ("scaling_efficiency", "wall_s")}, indent=1))
     if args.quick:
@@ -203,7 +205,9 @@ def report(o: dict) -> str:
         "# Brian2 on a Dask cluster: scaling, memory, compilation, projection",
         "",
         f"Date: {o['date']} (UTC). Machine: {o['cpu']} (/proc/cpuinfo); {o['machine']}.",
-        f"Command: `{o['command'].strip()}` ({o['wall_s'] / 60:.1f} min). Network: the digits CNN of",
+        f"Command: `{o['command'].strip()}` ({o['wall_s'] / 60:.1f} min). Load average (1, 5, 15 min) of the",
+        f"machine before: {', '.join(f'{v:.2f}' for v in o['load_before'])}; after: "
+        f"{', '.join(f'{v:.2f}' for v in o['load_after'])} (other sessions share its cores). Network: the digits CNN of",
         "`brian_throughput.py` (trained 30 epochs, T = 4), test images repeated. The sharded runs use",
         "`snn.simulate(x, distributed=client)` on a `LocalCluster` of single-threaded worker processes",
         "(default shards: one per worker); the single-process row is `snn.simulate(x)` in the benchmark's",

@@ -381,10 +381,32 @@ def _add_simulate(sub) -> None:
     p.set_defaults(func=cmd_simulate)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from .pipeline import study
+
+    argv = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == "study" else []
+    study.run_from_args(args, " ".join(["scttfs study", *argv]))
+    return 0
+
+
+def _add_study(sub) -> None:
+    from .pipeline import study
+
+    p = sub.add_parser(
+        "study",
+        help="the multi-seed study: agreement with the ANN over seeds, codes and T (writes JSON + markdown)",
+        description="Train the digits ANN for each seed, convert it (SC-TTFS and TTFS; kernels from activations, "
+        "bias-corrected, fine-tuned) over a sweep of T, check one network per seed in Brian2 spike for spike, "
+        "and write the runs and a summary with intervals. Resumes where it stopped.",
+    )
+    study.add_arguments(p)
+    p.set_defaults(func=cmd_study)
+
+
 #: The subcommands: one function each adds its parser (a new command is one more entry).
-COMMANDS = (_add_demo, _add_train, _add_convert, _add_simulate)
+COMMANDS = (_add_demo, _add_train, _add_convert, _add_simulate, _add_study)
 #: Their names.
-COMMAND_NAMES = ("demo", "train", "convert", "simulate")
+COMMAND_NAMES = ("demo", "train", "convert", "simulate", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,3 +64,18 @@ def test_readme_snippets_run(tmp_path, monkeypatch):
 @pytest.mark.standalone
 def test_readme_snippets_run_with_compiled_programs(tmp_path, monkeypatch):
     assert run_snippets(True, tmp_path, monkeypatch) == len(snippets())
+
+
+def test_readme_study_block_is_generated_from_the_committed_study():
+    """The README's headline numbers are the study's: the block equals what the summary script
+    writes from analysis/results/digits_study.json."""
+    import json
+
+    from scttfs_brian.pipeline.study_summary import README_BEGIN, README_END, readme_block
+
+    study = json.loads((README.parent / "analysis" / "results" / "digits_study.json").read_text())
+    text = README.read_text()
+    block = text[text.index(README_BEGIN) : text.index(README_END) + len(README_END)]
+    assert block == readme_block(study), "rerun: python -m scttfs_brian.pipeline.study_summary --readme README.md"
+    assert len(study["config"]["seeds"]) >= 5 and study["brian_checks"]
+    assert all(check["identical"] for check in study["brian_checks"])

@@ -424,3 +424,14 @@ def test_bias_corrected_network_converts_exactly(trained, digits):
         np.testing.assert_allclose(snn.functional(x).output.numpy(), spiking(x).numpy(), atol=1e-9)
     ref = ann_outputs(trained, x)
     assert ref.dtype == torch.float64 and 0.0 <= agreement(snn.functional(x).output, ref)["agreement"] <= 1.0
+
+
+def test_correct_biases_leaves_a_unit_the_ann_never_uses_alone():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.ReLU(), nn.Linear(4, 3)).double()
+    with torch.no_grad():
+        ann[1].bias[0] = -100.0  # never active
+    x = torch.rand(64, 1, 8, 8, dtype=torch.float64)
+    spiking = spiking_ann(ann, init_codes(ann, x, 3))
+    correct_biases(spiking, ann, x)
+    assert spiking[1].bias[0].item() == -100.0

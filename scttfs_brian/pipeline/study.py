@@ -85,7 +85,7 @@ class StudyConfig:
         For :class:`~scttfs_brian.models.DigitsCNN`.
     """
 
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds: tuple[int, ...] = tuple(range(10))
     codes: tuple[str, ...] = ("sc-ttfs", "ttfs")
     windows: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
     fine_tuned: tuple[bool, ...] = (False, True)
@@ -523,18 +523,15 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The study's options (shared by ``scttfs study`` and ``python -m scttfs_brian.pipeline.study``)."""
     d = StudyConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m scttfs_brian.pipeline.study",
-        description="The multi-seed digits study (agreement of SC-TTFS / TTFS SNNs with the ANN).",
-    )
     p.add_argument(
         "--out", default="analysis/results/digits_study.json", help="the JSON (default %(default)s)"
     )
     p.add_argument("--summary", help="the markdown summary (default: --out with .md)")
     p.add_argument("--work-dir", help="trained networks and finished points (default runs/<stem of --out>)")
-    p.add_argument("--seeds", type=_ints, default=d.seeds, help="e.g. 0-4 or 0,3,7 (default 0-4)")
+    p.add_argument("--seeds", type=_ints, default=d.seeds, help="e.g. 0-9 or 0,3,7 (default 0-9)")
     p.add_argument("--windows", type=_ints, default=d.windows, help="the sweep of T (default 1-6)")
     p.add_argument("--codes", default=",".join(d.codes), help="sc-ttfs,ttfs (default both)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="ANN epochs (default %(default)s)")
@@ -546,8 +543,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def build_parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(
+            prog="python -m scttfs_brian.pipeline.study",
+            description="The multi-seed digits study (agreement of SC-TTFS / TTFS SNNs with the ANN).",
+        )
+    )
+
+
+def run_from_args(args: argparse.Namespace, command: str) -> dict:
+    """Run the study the parsed options describe; ``command`` is recorded in the JSON."""
     config = StudyConfig(
         seeds=args.seeds,
         codes=tuple(args.codes.split(",")),
@@ -557,19 +563,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         fine_tune_epochs=args.fine_tune_epochs,
         brian_images=args.brian_images,
     )
-    argv = sys.argv[1:] if argv is None else list(argv)
     study = run_study(
         config,
         args.out,
         progress=not args.no_progress,
         workers=args.workers,
         work_dir=args.work_dir,
-        command=" ".join(["python -m scttfs_brian.pipeline.study", *argv]),
+        command=command,
         summary_path=args.summary,
     )
     print(
         f"{len(study['runs'])} runs -> {args.out}; summary -> {args.summary or Path(args.out).with_suffix('.md')}"
     )
+    return study
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    run_from_args(args, " ".join(["python -m scttfs_brian.pipeline.study", *argv]))
     return 0
 
 

@@ -213,3 +213,63 @@ def write_summary(study: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(text) + "\n"))
     return path
+
+
+#: The markers of the README's block written by :func:`readme_block` (``--readme``).
+README_BEGIN = "<!-- study results: python -m scttfs_brian.pipeline.study_summary --readme README.md -->"
+README_END = "<!-- end of study results -->"
+
+
+def readme_block(study: dict, json_path: str = "analysis/results/digits_study.json") -> str:
+    """The README's headline block: machine, seeds, command, the target verdict and agreement vs T
+    with intervals, all from the study's JSON (the README quotes nothing else of it)."""
+    m = study["machine"]
+    seeds = study["config"]["seeds"]
+    rows = [r for r in summarize(study) if r["method"] in ("bias-corrected", "fine-tuned")]
+    text = [
+        README_BEGIN,
+        f"From `{json_path}` (summary: `{Path(json_path).with_suffix('.md').as_posix()}`): "
+        f"{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), {study['test_images']} test images each, "
+        f"{m['cpu']} ({m['cores']} cores), command `{study['command']}`.",
+        "",
+        *_target(study),
+        "",
+        *_side_by_side(rows)[2:],
+        README_END,
+    ]
+    return "\n".join(text)
+
+
+def update_readme(readme: str | os.PathLike, study: dict) -> bool:
+    """Replace the block between :data:`README_BEGIN` and :data:`README_END` in ``readme``;
+    returns whether it changed. Refuses a README without the markers."""
+    path = Path(readme)
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{path} has no study block: add the lines {README_BEGIN!r} and {README_END!r}")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    new = head + readme_block(study) + tail
+    if new != text:
+        atomic_write(path, lambda tmp: Path(tmp).write_text(new))
+    return new != text
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m scttfs_brian.pipeline.study_summary")
+    p.add_argument("--json", default="analysis/results/digits_study.json")
+    p.add_argument("--summary", help="write the markdown summary here (default: --json with .md)")
+    p.add_argument("--readme", help="also rewrite the study block of this README")
+    args = p.parse_args(argv)
+    study = json.loads(Path(args.json).read_text())
+    write_summary(study, args.summary or Path(args.json).with_suffix(".md"))
+    if args.readme:
+        update_readme(args.readme, study)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

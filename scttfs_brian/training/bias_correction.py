@@ -63,9 +63,14 @@ def _capture(model: nn.Module, kind: type, x: torch.Tensor) -> tuple[dict, dict]
 
 
 def _offsets(act: SpikingActivation, v: torch.Tensor, target: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Per-channel ``c`` with mean ``act(v + c)`` = ``target`` (bisection; channel axis 1)."""
+    """Per-channel ``c`` with mean ``act(v + c)`` = ``target`` (bisection; channel axis 1).
+
+    A channel the ANN never activates on these inputs (``target = 0``) is shifted down only as far
+    as needed to silence it (never up): any lower offset would meet the target too, but would also
+    silence the neuron on inputs where the ANN does activate it."""
     dims = [0, *range(2, v.dim())]
     shape = [1, -1] + [1] * (v.dim() - 2)
+    silent = target <= 0
     with torch.no_grad():
         tab_e, tab_c = act.tables()
         top = float(tab_e[0] + (tab_c[0] if tab_c is not None else 0.0))
@@ -74,9 +79,11 @@ def _offsets(act: SpikingActivation, v: torch.Tensor, target: torch.Tensor, iter
         hi = torch.full_like(target, span)
         for _ in range(iterations):
             mid = (lo + hi) / 2
-            low = act(v + mid.view(shape)).mean(dims) < target
+            mean = act(v + mid.view(shape)).mean(dims)
+            low = (mean < target) | (silent & (mean <= 0))  # silent: the largest c that stays silent
             lo, hi = torch.where(low, mid, lo), torch.where(low, hi, mid)
-    return (lo + hi) / 2
+    c = (lo + hi) / 2
+    return torch.where(silent, torch.minimum(lo, torch.zeros_like(lo)), c)
 
 
 def correct_biases(
