@@ -441,3 +441,56 @@ def test_compile_program_checks_its_arguments():
         compile_program(snn.graph, 4, connectivity="auto")
     with pytest.raises(BuildTooLarge, match="does not fit even as a single copy"):
         compile_program(snn.graph, 4, memory_limit=1)
+
+
+class LongShortcut(nn.Module):
+    """A residual addition whose shortcut skips two spiking layers (delayed by two windows)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.a = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.c = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4 * 64, 10)
+
+    def forward(self, x):
+        x0 = self.stem(x)
+        return self.fc(torch.flatten(self.relu(self.c(self.b(self.a(x0))) + x0), 1))
+
+
+def test_shortcut_over_two_spiking_layers_agrees_spike_for_spike():
+    torch.manual_seed(11)
+    snn = convert(LongShortcut().eval(), (1, 8, 8), code="auto", calibration_data=_inputs(64, 12), T=3)
+    delays = [p.delay_windows for layer in snn.graph.layers for p in layer.inputs]
+    assert max(delays) == 2  # the shortcut waits two windows for the main branch
+    x = _inputs(30, 13)
+    assert_same_spikes(
+        snn.simulate(x, backend="brian2", record=True, copies=8, progress=False),
+        snn.simulate(x, backend="torch", record=True),
+    )
+
+
+@pytest.mark.parametrize(
+    "T, copies, n_inputs",
+    [(1, 4, 12), (3, 1, 5), (3, 50, 7)],
+    ids=["T=1", "copies=1", "copies>inputs"],
+)
+def test_window_and_copies_edge_cases_agree_spike_for_spike(T, copies, n_inputs):
+    _, snn = _convert("cnn", T=T)
+    x = _inputs(n_inputs, 21)
+    rb = snn.simulate(x, backend="brian2", record=True, copies=copies, progress=False)
+    rt = snn.simulate(x, backend="torch", record=True)
+    assert_same_spikes(rb, rt)
+    assert rb.latency_steps == snn.graph.n_windows * T and len(rb.predictions) == n_inputs
+
+
+def test_torch_engine_chunked_batches_equal_one_batch():
+    """``batch_size`` smaller than the batch (the chunked path) changes nothing."""
+    _, snn = _convert("resnet")
+    x = _inputs(23, 4)
+    one = snn.simulate(x, backend="torch", record=True, batch_size=256)
+    chunked = snn.simulate(x, backend="torch", record=True, batch_size=5)
+    assert_same_spikes(one, chunked)
+    np.testing.assert_array_equal(one.outputs, chunked.outputs)

@@ -389,3 +389,39 @@ def test_cpp_standalone_equation_mode_on_finer_time():
     ref_enc, ref_cal = finer_time_code(code, 3).spike_times(v)
     np.testing.assert_array_equal(t_enc, ref_enc)
     np.testing.assert_array_equal(t_cal, ref_cal)
+
+
+@pytest.mark.parametrize("T", [1, 3, 6])
+def test_brian2_layer_on_the_derived_codeword_boundaries(kernel_pair, T):
+    """The potentials the torch engine's lookup is built on (every codeword boundary derived by
+    bisection, and 4 floats either way): the Brian2 layer decides them as the stepwise rule."""
+    from scttfs_brian.coding import float_neighbours
+
+    code = sc_code(kernel_pair, T)
+    v = float_neighbours(code.boundaries(np.float64).bounds, 4)
+    v = v[np.isfinite(v)]
+    t_enc, t_cal = encode_layer(v, code)
+    ref_enc, ref_cal = code.spike_times(v)
+    np.testing.assert_array_equal(t_enc, ref_enc)
+    np.testing.assert_array_equal(t_cal, ref_cal)
+    assert (t_enc >= 0).any() and (t_enc < 0).any()
+
+
+def test_membrane_with_unit_on_exact_thresholds():
+    """With ``unit=mV`` Brian2 stores potentials and thresholds in volts (times 1e-3, not exact in
+    binary), so the residual ``v - theta_e`` of a potential lying exactly on an encoding +
+    calibration sum can round to the other side of ``theta_c``: there, and only there, the
+    calibration may fall one step apart (README, One layer in Brian2). The encoding spike never
+    differs; potentials off the exact sums decide as without a unit."""
+    code = SCTTFSCode(6, *PRESETS["cifar10"])
+    sums = (code.table_e[:, None] + code.table_c[None, :]).ravel()
+    exact = np.concatenate([code.table_e, sums])
+    v = np.concatenate([exact, np.nextafter(exact, np.inf), np.nextafter(exact, -np.inf)])
+    v = np.concatenate([v, np.random.default_rng(5).uniform(-0.5, 4, 5000)])
+    t_enc, t_cal = encode_layer(v, code, unit=b2.mV)
+    ref_enc, ref_cal = code.spike_times(v)
+    np.testing.assert_array_equal(t_enc, ref_enc)
+    differ = t_cal != ref_cal
+    near_sums = np.concatenate([sums, np.nextafter(sums, np.inf), np.nextafter(sums, -np.inf)])
+    assert np.isin(v[differ], near_sums).all()
+    assert differ.sum() <= 8, f"{differ.sum()} of {v.size} potentials calibrate elsewhere with mV"
