@@ -166,8 +166,12 @@ def _simulate(args: argparse.Namespace, run: Run, ds) -> int:
 
     cfg = {"backend": args.backend, "images": args.images, "copies": args.copies, "target": args.target,
            "check": args.check}  # fmt: skip
-    with _threads(args):
-        out, agreement = simulate_network(run, ds, cfg, kind=args.kind, T=args.T, fine_tuned=args.fine_tuned)
+    from .pipeline.cluster import client_from_options
+
+    with _threads(args), client_from_options(args.scheduler, args.workers) as client:
+        out, agreement = simulate_network(
+            run, ds, cfg, kind=args.kind, T=args.T, fine_tuned=args.fine_tuned, distributed=client
+        )
     label = network_label(args.kind, args.T, args.fine_tuned)
     print(
         f"{label} on {args.backend}: accuracy {100 * out['accuracy']:.2f} % on {out['images']} images, "
@@ -378,6 +382,9 @@ def _add_simulate(sub) -> None:
     p.add_argument(
         "--check", action="store_true", help="compare spike for spike with the torch twin (brian2)"
     )
+    from .pipeline.cluster import add_cluster_arguments
+
+    add_cluster_arguments(p)  # --scheduler ADDRESS | --workers N: shard the Brian2 run (docs/cluster.md)
     p.set_defaults(func=cmd_simulate)
 
 

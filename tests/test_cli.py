@@ -211,6 +211,18 @@ def test_simulate_a_converted_network(run_copy, backend, capsys):
     assert (trained_run / "figures" / f"raster-sc-ttfs-T3-{backend}.png").stat().st_size > 0
 
 
+def test_simulate_on_a_local_dask_cluster_agrees_spike_for_spike(run_copy, capsys):
+    """``--workers 2``: the Brian2 run sharded over a 2-process LocalCluster, checked against the
+    torch engine spike for spike (``--check``)."""
+    argv = ["simulate", "--run-dir", str(run_copy), "--T", "3", "--backend", "brian2", "--images", "12",
+            "--no-progress", "--check", "--workers", "2"]  # fmt: skip
+    assert cli.main(["convert", "--run-dir", str(run_copy), "--T", "3", "--no-progress"]) == 0
+    assert cli.main(argv) == 0
+    assert "agree spike for spike" in capsys.readouterr().out
+    sims = json.loads((run_copy / "metrics.json").read_text())["simulations"]
+    assert sims["sc-ttfs-T3-brian2"]["check"]["identical"]
+
+
 def test_simulate_names_the_missing_network(trained_run, capsys):
     assert cli.main(["simulate", "--run-dir", str(trained_run), "--T", "7"]) == 2
     err = capsys.readouterr().err

@@ -34,6 +34,7 @@ _LAZY = {
         "devices",
     ),
     **dict.fromkeys(["plot_raster", "plot_membrane", "plot_response"], "plotting"),
+    **dict.fromkeys(["simulate_distributed"], "distributed"),
 }  # fmt: skip
 
 __all__ = sorted(_LAZY)

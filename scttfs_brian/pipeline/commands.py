@@ -66,7 +66,9 @@ def convert_networks(run: Run, ann, ds, cfg: dict, kinds: tuple[str, ...]) -> di
     return results
 
 
-def simulate_network(run: Run, ds, cfg: dict, *, kind: str, T: int, fine_tuned: bool) -> tuple[dict, Any]:
+def simulate_network(
+    run: Run, ds, cfg: dict, *, kind: str, T: int, fine_tuned: bool, distributed: Any = None
+) -> tuple[dict, Any]:
     """Simulate the converted network ``<kind>-T<T>[-ft]`` on ``cfg["images"]`` test images (all
     when None) with ``cfg["backend"]`` -> ``sim-*.npz``, ``metrics.json`` and a raster figure.
 
@@ -89,7 +91,8 @@ def simulate_network(run: Run, ds, cfg: dict, *, kind: str, T: int, fine_tuned: 
         x, y = x[: cfg["images"]], y[: cfg["images"]]
     backend = cfg["backend"]
     res = simulate_stage(
-        run, snn, x, label=label, backend=backend, copies=cfg["copies"], target=cfg["target"]
+        run, snn, x, label=label, backend=backend, copies=cfg["copies"], target=cfg["target"],
+        distributed=distributed,
     )
     out = {
         "accuracy": res.accuracy(y.numpy()),

@@ -265,9 +265,10 @@ def evaluate_network(snn, x, y) -> dict:
     }
 
 
-def simulate_stage(run: Run, snn, x, *, label: str, backend: str, copies, target: str):
+def simulate_stage(run: Run, snn, x, *, label: str, backend: str, copies, target: str, distributed=None):
     """Simulate ``x`` with ``backend`` (recording every layer) -> ``sim-<backend>-<label>-<N>img.npz``
-    (:meth:`~scttfs_brian.results.SimulationResult.save`); return the result read back."""
+    (:meth:`~scttfs_brian.results.SimulationResult.save`); return the result read back.
+    ``distributed``: a Dask client to shard a Brian2 run over (the same spikes as one process)."""
     from ..results import SimulationResult
 
     name = f"sim-{backend}-{label}-{len(x)}img.npz"
@@ -276,6 +277,8 @@ def simulate_stage(run: Run, snn, x, *, label: str, backend: str, copies, target
         kwargs = {"record": True}
         if backend == "brian2":
             kwargs.update(copies=copies, target=target, progress=run.progress)
+            if distributed is not None:
+                kwargs["distributed"] = distributed
         t0 = time.perf_counter()
         with interrupts_raise() if backend == "brian2" else nullcontext():
             res = snn.simulate(x, backend=backend, **kwargs)
