@@ -391,8 +391,7 @@ def _add_simulate(sub) -> None:
 def cmd_study(args: argparse.Namespace) -> int:
     from .pipeline import study
 
-    argv = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == "study" else []
-    study.run_from_args(args, " ".join(["scttfs study", *argv]))
+    study.run_from_args(args, args.command_line)
     return 0
 
 

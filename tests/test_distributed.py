@@ -66,11 +66,8 @@ def assert_same_result(a, b):
     np.testing.assert_array_equal(a.predictions, b.predictions)
     assert a.latency_steps == b.latency_steps and a.backend == b.backend
     assert set(a.spike_counts) == set(b.spike_counts) and set(a.spike_times) == set(b.spike_times)
-    for k in a.spike_counts:
-        np.testing.assert_array_equal(a.spike_counts[k], b.spike_counts[k], err_msg=k)
-    for k in a.spike_times:
-        for ta, tb in zip(a.spike_times[k], b.spike_times[k]):
-            np.testing.assert_array_equal(ta, tb, err_msg=k)
+    agreement = a.compare(b)  # every spike count and spike time, spike for spike
+    assert agreement.exact, str(agreement)
 
 
 # -- pieces without a cluster ---------------------------------------------------------------------
