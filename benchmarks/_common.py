@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: machine description, atomic writes, peak memory."""
+"""Shared pieces of the benchmarks: machine description and load, atomic writes, peak memory, fresh
+processes."""
 
 from __future__ import annotations
 
@@ -14,11 +15,24 @@ def machine() -> str:
     model = platform.processor() or "unknown CPU"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), model)
+        model = next(
+            (l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), model
+        )
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def host() -> str:
+    """The machine's network name (``platform.node()``), to tell machines apart in results."""
+    return platform.node() or "unknown host"
+
+
+def load_average() -> list[float]:
+    """The machine's load average over 1, 5 and 15 minutes (``os.getloadavg``): on a quiet
+    machine the 1-minute value, before a benchmark starts, is near 0."""
+    return [float(v) for v in os.getloadavg()]
 
 
 def peak_rss_mib() -> float:
@@ -56,6 +70,8 @@ def run_in_fresh_process(measure, *args) -> dict:
             break
         except queue.Empty:
             if not p.is_alive():
-                raise RuntimeError(f"the measurement {args} failed (exit code {p.exitcode}); see above") from None
+                raise RuntimeError(
+                    f"the measurement {args} failed (exit code {p.exitcode}); see above"
+                ) from None
     p.join()
     return out

@@ -1,20 +1,31 @@
 """Inference time of the torch twin vs the plain ANN it was converted from, on CPU.
 
-For the digits CNN (``models.DigitsCNN``, 1x8x8), VGG16 and ResNet20 (3x32x32), with random
-weights in eval mode, batch 128, ``torch.set_num_threads(2)``: the ANN in float32 (plain eager,
-the baseline; and under ``torch.compile`` for reference) against the twin,
-``convert(model, shape, code=SCTTFSCode(T=6, *PRESETS['cifar10']))`` run with the library's
-``scttfs_brian.torch.run(graph, x, dtype=torch.float32)``: the default (``compiled="auto"``: large
-layers compiled, small ones eager), ``compiled=False`` (eager) and ``compiled=True`` (target ratio
-of the default <= 1.5). Each model runs in three fresh processes (``GROUPS``: eager, default,
-compiled; compiled kernels slow the eager ops of their process, so eager variants never share one
-with them), each timing the eager ANN too; in each the variants are warmed up once (compilation
-happens there and is not timed), then called in rounds in a rotating order (so machine load hits
-them alike), and the medians are reported; ratios divide by the ANN of the same process. For reference, timed once after
-a warm-up: the float64 twin (the spike-exact path against Brian2) and the float32 twin through the
-T-step stepwise loop (``method="stepwise"``: the library's path before the codebook lookup, still
-its fallback). The
-ratio is what to compare; absolute times move with the machine's load (reported).
+The requirement: the default twin, ``snn.functional(x, dtype=torch.float32)`` (``compiled="auto"``:
+large layers compiled, small ones eager), within x1.5 of the plain eager float32 ANN, at batch 128,
+on the digits CNN (``models.DigitsCNN``, 1x8x8), VGG16 and ResNet20 (3x32x32), random weights in
+eval mode, ``torch.set_num_threads(2)``. The twin is ``convert(model, shape,
+code=SCTTFSCode(T=6, *PRESETS['cifar10']))``; besides the default, ``compiled=False`` (eager) and
+``compiled=True`` are timed, and the ANN under ``torch.compile`` for reference.
+
+Each path runs in its own fresh process (``GROUPS``: eager, default, compiled; compiled kernels
+slow the eager ops of their process, so eager variants never share one with them), and each
+process times the eager ANN too: a ratio divides by the ANN of the same process. In a process
+the variants are called once (compilation happens there, not timed; its time is reported), once
+more to warm up, then in ``--repeat`` rounds in a rotating order (so machine load hits them
+alike), and the medians are that process's times. The whole set of processes is repeated
+``--repetitions`` times, interleaved (repetition 1: every model's eager, default and compiled
+process; then repetition 2; ...), and the median and range over the repetitions of each ratio
+are reported, with the machine, its load average at the start and end of every process and of
+the whole run. The ratio is what to compare; absolute times move with the machine's load.
+
+For reference, in the first repetition's eager process, timed once after a warm-up: the float64
+twin (the spike-exact path against Brian2) and the float32 twin through the T-step stepwise loop
+(``method="stepwise"``: the library's path before the codebook lookup, still its fallback), and
+where the eager twin's time goes (wrapping the lookup's public functions ``word_lookup`` and
+``all_finite`` for one call). The default's process also records which layers
+``compiled="auto"`` compiles at this batch (``scttfs_brian.torch.lookup.AUTO_COMPILE_MIN``
+potentials per call, ``AUTO_COMPILE_MAX_BOUNDS`` boundaries), whether ``torch.compile`` worked
+(``lookup.COMPILE_STATE``) and any warning (a fallback to the eager lookup warns).
 
 The twin's spiking layers use the codebook lookup of ``scttfs_brian.torch.lookup``: the code's
 spike times are a monotone step function of the potential, so the code's boundaries
@@ -22,12 +33,13 @@ spike times are a monotone step function of the potential, so the code's boundar
 stepwise rule deciding) turn the T-step loop into "how many boundaries are <= v" and per-word
 tables. Eager that is one ``torch.bucketize`` and gathers; ``compiled=True`` fuses the bias add,
 one comparison per boundary, the gathers and the spike counts into one pass per layer
-(``scttfs_brian.torch.compiled_lookup``). The time breakdown wraps the lookup's public functions
-``word_lookup`` and ``all_finite`` for one call.
+(``scttfs_brian.torch.compiled_lookup``).
 
-    .venv/bin/python benchmarks/twin_vs_ann.py [--repeat 5] [--quick] [--models vgg16 ...]
+    .venv/bin/python benchmarks/twin_vs_ann.py [--repetitions 3] [--repeat 5] [--models vgg16 ...]
+    .venv/bin/python benchmarks/twin_vs_ann.py --quick      # smoke test: digits CNN, 2 x 1 round
 
-Writes benchmarks/results/twin_vs_ann.md and .json.
+Writes benchmarks/results/twin_vs_ann.md and .json (``--quick``: printed, written only where
+``--out`` is given).
 """
 
 from __future__ import annotations
@@ -37,9 +49,18 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine, peak_rss_mib, run_in_fresh_process, write_atomic, write_json_atomic  # noqa: E402
+from _common import (  # noqa: E402
+    host,
+    load_average,
+    machine,
+    peak_rss_mib,
+    run_in_fresh_process,
+    write_atomic,
+    write_json_atomic,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = {"digits-cnn": (1, 8, 8), "vgg16": (3, 32, 32), "resnet20": (3, 32, 32)}
@@ -117,7 +138,26 @@ GROUPS = {
 }
 
 
-def measure(name: str, batch: int, repeat: int, threads: int, group: str, queue) -> None:
+def measure(name: str, batch: int, repeat: int, threads: int, group: str, references: bool, queue) -> None:
+    """One process of :data:`GROUPS`: its variants timed against the eager ANN (see the module
+    docstring); ``references``: the eager group also times the float64 twin and the stepwise loop
+    and breaks the eager twin's time down. Puts a dict on ``queue``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # each warning once per place: a fallback shows up here
+        out = _measure(name, batch, repeat, threads, group, references)
+    out["warnings"] = {  # libraries' deprecation notices left out
+        group: sorted(
+            {
+                f"{w.category.__name__}: {str(w.message)[:300]}"
+                for w in caught
+                if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+            }
+        )
+    }
+    queue.put(out)
+
+
+def _measure(name: str, batch: int, repeat: int, threads: int, group: str, references: bool) -> dict:
     from unittest import mock
 
     import torch
@@ -151,6 +191,9 @@ def measure(name: str, batch: int, repeat: int, threads: int, group: str, queue)
 
         return fn
 
+    def default(record):  # what a user calls (compiled="auto" by default), in float32
+        return snn.functional(x, dtype=torch.float32, record=record)
+
     def loop(dtype):  # the T-step loop instead of the codebook lookup
         def fn(record):
             return engine.run(graph, x, record=record, dtype=dtype, method="stepwise")
@@ -160,7 +203,7 @@ def measure(name: str, batch: int, repeat: int, threads: int, group: str, queue)
     all_variants = {
         "ann_f32": ann,
         "twin_f32": twin(compiled=False),
-        "twin_f32_default": twin(),
+        "twin_f32_default": default,
         "twin_f32_compiled": twin(compiled=True),
     }
     if group == "compiled":
@@ -187,7 +230,10 @@ def measure(name: str, batch: int, repeat: int, threads: int, group: str, queue)
         for k in ("twin_f32_default", "twin_f32_compiled")
         if k in warm
     }
-    if group == "eager":
+    if group == "default":
+        out["auto_layers"] = _auto_layers(lookup, graph, batch)
+        out["compile_state"] = {group: {k: bool(v) for k, v in lookup.COMPILE_STATE.items()}}
+    if group == "eager" and references:
         # references, once after a warm-up: float64 twin, and the float32 stepwise loop
         ref, warm_ref = _median_times(
             {"twin_f64": twin(dtype=torch.float64, compiled=False), "loop_f32": loop(torch.float32)}, 1
@@ -209,8 +255,26 @@ def measure(name: str, batch: int, repeat: int, threads: int, group: str, queue)
         rounds_s={group: rounds_s},
         peak_rss_mib={group: peak_rss_mib()},
         load_avg_1min={group: [load_start, _load()]},
+        ann_f32_s={group: med["ann_f32"]},
     )
-    queue.put(out)
+    return out
+
+
+def _auto_layers(lookup, graph, batch: int) -> list[dict]:
+    """Which spiking populations ``compiled="auto"`` compiles at this batch: those of at least
+    ``AUTO_COMPILE_MIN`` potentials per call whose code has at most ``AUTO_COMPILE_MAX_BOUNDS``
+    float32 boundaries (the rule of ``scttfs_brian.torch.lookup.encode_layer``)."""
+    import math
+
+    import torch
+
+    rows = []
+    for pop, code in graph.codes().items():
+        potentials = batch * math.prod(graph.shape_of(pop))
+        bounds = len(lookup.boundaries(code, torch.float32).bounds)
+        compiled = potentials >= lookup.AUTO_COMPILE_MIN and bounds <= lookup.AUTO_COMPILE_MAX_BOUNDS
+        rows.append(dict(population=pop, potentials=potentials, bounds=bounds, compiled=compiled))
+    return rows
 
 
 def _breakdown_eager(engine, lookup, mock, graph, x) -> dict:
@@ -232,48 +296,123 @@ def _breakdown_eager(engine, lookup, mock, graph, x) -> dict:
     return breakdown
 
 
-def run_config(name: str, batch: int, repeat: int, threads: int) -> dict:
-    """One model: each group of :data:`GROUPS` in a fresh process, merged into one row (the
-    ``ann_f32`` shown is the eager group's; each ratio is against its own process's ANN)."""
-    row = dict(model=name, batch=batch, threads=threads, T=T, repeat=repeat)
-    for group in GROUPS:
-        part = run_in_fresh_process(measure, name, batch, repeat, threads, group)
-        for k, v in part.items():
-            if isinstance(v, dict) and isinstance(row.get(k), dict):
-                row[k].update({kk: vv for kk, vv in v.items() if not (kk == "ann_f32" and kk in row[k])})
-            else:
-                row[k] = v
-    row["speedup_vs_loop"] = {
-        k: row["reference_s"]["loop_f32"] / row["median_s"][k]
-        for k in ("twin_f32", "twin_f32_default", "twin_f32_compiled")
+#: The timed variant of each process (besides its eager ANN), by group.
+TIMED = {"eager": "twin_f32", "default": "twin_f32_default", "compiled": "twin_f32_compiled"}
+#: Every float32 variant whose ratio is reported, in table order.
+VARIANTS = ("twin_f32_default", "twin_f32", "twin_f32_compiled", "ann_f32_compiled")
+
+
+def run_repetition(name: str, batch: int, repeat: int, threads: int, references: bool) -> dict:
+    """One repetition of one model: each group of :data:`GROUPS` in a fresh process, in order.
+    Returns ``{group: what its process measured}``."""
+    return {
+        group: run_in_fresh_process(measure, name, batch, repeat, threads, group, references)
+        for group in GROUPS
     }
+
+
+def _spread(values: list[float]) -> dict:
+    return dict(median=statistics.median(values), min=min(values), max=max(values), all=list(values))
+
+
+def merge_repetitions(name: str, reps: list[dict], batch: int, repeat: int, threads: int) -> dict:
+    """One model's row: per variant the median over repetitions of each process's median time
+    and ratio (``median_s``, ``ratio``), their range and every value (``median_s_spread``,
+    ``ratio_spread``); the eager ANN's time is the eager process's. References, breakdown and
+    first-call times come from the first repetition; ``identical`` must hold in every process."""
+    row = dict(model=name, batch=batch, threads=threads, T=T, repeat=repeat, repetitions=len(reps))
+    group_of = {"ann_f32": "eager", **{v: g for g, v in TIMED.items()}, "ann_f32_compiled": "compiled"}
+    row["median_s_spread"] = {v: _spread([r[g]["median_s"][v] for r in reps]) for v, g in group_of.items()}
+    row["ratio_spread"] = {
+        v: _spread([r[g]["ratio"][v] for r in reps]) for v, g in group_of.items() if v != "ann_f32"
+    }
+    row["median_s"] = {v: d["median"] for v, d in row["median_s_spread"].items()}
+    row["ratio"] = {v: d["median"] for v, d in row["ratio_spread"].items()}
+    row["ann_f32_s_by_process"] = {g: [r[g]["median_s"]["ann_f32"] for r in reps] for g in GROUPS}
+    row["load_avg_1min"] = [{g: r[g]["load_avg_1min"][g] for g in GROUPS} for r in reps]
+    row["peak_rss_mib"] = {g: max(r[g]["peak_rss_mib"][g] for r in reps) for g in GROUPS}
+    row["identical"] = {}
+    for r in reps:
+        for g in GROUPS:
+            for k, v in r[g]["identical"].items():
+                row["identical"][k] = row["identical"].get(k, True) and v
+    row["first_call_s"] = {v: reps[0][g]["first_call_s"][v] for v, g in group_of.items()}
+    row["warnings"] = sorted({w for r in reps for g in GROUPS for w in r[g]["warnings"][g]})
+    row["compile_state"] = [r["default"]["compile_state"]["default"] for r in reps]
+    row["auto_layers"] = reps[0]["default"]["auto_layers"]
+    first = reps[0]["eager"]
+    for k in ("reference_s", "breakdown_eager_f32", "input_shape", "spiking_layers", "spiking_neurons",
+              "spikes_per_neuron", "convert_s"):  # fmt: skip
+        row[k] = first[k]
+    row["ratio"].update({k: first["ratio"][k] for k in first["reference_s"]})
+    row["speedup_vs_loop"] = {v: row["reference_s"]["loop_f32"] / row["median_s"][v] for v in TIMED.values()}
     return row
+
+
+def _ratio(r: dict, v: str) -> str:
+    d = r["ratio_spread"][v]
+    return f"x{d['median']:.2f} ({d['min']:.2f} - {d['max']:.2f})"
+
+
+def _verdict(r: dict) -> str:
+    d = r["ratio_spread"]["twin_f32_default"]
+    if d["max"] <= TARGET_RATIO:
+        return "met (every repetition)"
+    if d["median"] <= TARGET_RATIO:
+        return "met by the median, not in every repetition"
+    if r["ratio"]["twin_f32_compiled"] <= TARGET_RATIO:
+        return "**not met** by the default; met with compiled=True"
+    return "**not met**"
 
 
 def _table(rows: list[dict]) -> list[str]:
     md = [
-        "| model | input | spiking layers | ANN f32 (ms) | ANN compiled (ms) | twin f32 default (ms) "
-        "| twin f32 eager (ms) | twin f32 compiled (ms) | ratio default | ratio eager | ratio compiled "
-        "| ratio compiled vs compiled ANN | target (<= x1.5) | load (1 min) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| model | input | spiking layers | layers the default compiles | ANN f32 (ms) | twin default (ms) "
+        "| ratio default | ratio eager | ratio compiled=True | ratio ANN compiled "
+        "| compiled twin / compiled ANN | target: default <= x1.5 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        m, q = r["median_s"], r["ratio"]
-        ok = (
-            "met by the default"
-            if q["twin_f32_default"] <= TARGET_RATIO
-            else "met with compiled=True"
-            if q["twin_f32_compiled"] <= TARGET_RATIO
-            else "**not met**"
-        )
+        m = r["median_s"]
+        auto = r["auto_layers"]
         md.append(
             f"| {r['model']} | {'x'.join(map(str, r['input_shape']))} | {r['spiking_layers']} | "
-            f"{1e3 * m['ann_f32']:.1f} | {1e3 * m['ann_f32_compiled']:.1f} | {1e3 * m['twin_f32_default']:.1f} | "
-            f"{1e3 * m['twin_f32']:.1f} | {1e3 * m['twin_f32_compiled']:.1f} | x{q['twin_f32_default']:.2f} | "
-            f"x{q['twin_f32']:.2f} | x{q['twin_f32_compiled']:.2f} | "
-            f"x{m['twin_f32_compiled'] / m['ann_f32_compiled']:.2f} | {ok} | "
-            f"{' / '.join(f'{a:.1f} -> {b:.1f}' for a, b in r['load_avg_1min'].values())} |"
+            f"{sum(a['compiled'] for a in auto)} of {len(auto)} | {1e3 * m['ann_f32']:.1f} | "
+            f"{1e3 * m['twin_f32_default']:.1f} | {_ratio(r, 'twin_f32_default')} | {_ratio(r, 'twin_f32')} | "
+            f"{_ratio(r, 'twin_f32_compiled')} | {_ratio(r, 'ann_f32_compiled')} | "
+            f"x{m['twin_f32_compiled'] / m['ann_f32_compiled']:.2f} | {_verdict(r)} |"
         )
+    return md
+
+
+def _repetitions(rows: list[dict]) -> list[str]:
+    md = [
+        "| model | repetition | process | 1-min load, start -> end | eager ANN (ms) | twin (ms) | ratio |",
+        "|---|---:|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        for i in range(r["repetitions"]):
+            for g, v in TIMED.items():
+                a, b = r["load_avg_1min"][i][g]
+                md.append(
+                    f"| {r['model']} | {i + 1} | {g} | {a:.2f} -> {b:.2f} | "
+                    f"{1e3 * r['ann_f32_s_by_process'][g][i]:.1f} | "
+                    f"{1e3 * r['median_s_spread'][v]['all'][i]:.1f} | x{r['ratio_spread'][v]['all'][i]:.2f} |"
+                )
+    return md
+
+
+def _auto(rows: list[dict]) -> list[str]:
+    md = []
+    for r in rows:
+        layers = ", ".join(
+            f"{a['population']} {a['potentials']:,}{' (compiled)' if a['compiled'] else ''}"
+            for a in r["auto_layers"]
+        )
+        state = "; ".join(sorted({", ".join(f"{k}: {'works' if v else 'failed'}" for k, v in c.items()) or "not tried"
+                                 for c in r["compile_state"]}))  # fmt: skip
+        md.append(f"* {r['model']}: potentials per call {layers}. torch.compile under the default: {state}.")
+        md += [f"  Warning: {w}" for w in r["warnings"]]
     return md
 
 
@@ -314,68 +453,95 @@ def _breakdown(rows: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--repeat", type=int, default=5, help="timed rounds per float32 variant (median reported)"
-    )
+        "--repetitions", type=int, default=3,
+        help="fresh processes per model and path, interleaved (median and range of the ratios reported)",
+    )  # fmt: skip
+    ap.add_argument("--repeat", type=int, default=5, help="timed rounds per variant in each process (median)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    ap.add_argument("--quick", action="store_true", help="1 round, for a smoke test")
-    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "twin_vs_ann"))
+    ap.add_argument(
+        "--quick", action="store_true",
+        help="smoke test: 2 repetitions of 1 round, the digits CNN unless --models is given; written only with --out",
+    )  # fmt: skip
+    ap.add_argument("--models", nargs="*", default=None, choices=list(MODELS), help="default: all three")
+    ap.add_argument(
+        "--out", default=None, help="output path without suffix (default benchmarks/results/twin_vs_ann)"
+    )
     args = ap.parse_args(argv)
+    write = args.out is not None or not args.quick
+    args.out = args.out or os.path.join(HERE, "results", "twin_vs_ann")
     if args.quick:
-        args.repeat = 1
-    t_start = time.perf_counter()
-    rows = []
-    for name in args.models:
-        r = run_config(name, args.batch, args.repeat, args.threads)
-        rows.append(r)
-        q = r["ratio"]
-        print(
-            f"{name}: ANN {1e3 * r['median_s']['ann_f32']:.1f} ms; twin default x{q['twin_f32_default']:.2f}, "
-            f"eager x{q['twin_f32']:.2f}, "
-            f"compiled x{q['twin_f32_compiled']:.2f}, ANN compiled x{q['ann_f32_compiled']:.2f}, "
-            f"loop x{q['loop_f32']:.2f}, f64 x{q['twin_f64']:.2f}; identical {r['identical']}; "
-            f"load {r['load_avg_1min']}",
-            flush=True,
-        )
-    wall = time.perf_counter() - t_start
+        args.repeat, args.repetitions = 1, 2
+        args.models = args.models or ["digits-cnn"]
+    args.models = args.models or list(MODELS)
+    if args.repetitions < 1 or args.repeat < 1:
+        ap.error(f"--repetitions and --repeat must be at least 1 (got {args.repetitions}, {args.repeat})")
+    t_start, load_start = time.perf_counter(), load_average()
+    reps = {name: [] for name in args.models}
+    for i in range(args.repetitions):  # interleaved: every model's processes, then again
+        for name in args.models:
+            part = run_repetition(name, args.batch, args.repeat, args.threads, references=i == 0)
+            reps[name].append(part)
+            print(
+                f"repetition {i + 1}/{args.repetitions}, {name}: "
+                + ", ".join(f"{g} x{part[g]['ratio'][v]:.2f}" for g, v in TIMED.items())
+                + f", ANN compiled x{part['compiled']['ratio']['ann_f32_compiled']:.2f}; loads "
+                + ", ".join(f"{g} {part[g]['load_avg_1min'][g][0]:.1f}" for g in GROUPS),
+                flush=True,
+            )
+    rows = [
+        merge_repetitions(name, reps[name], args.batch, args.repeat, args.threads) for name in args.models
+    ]
+    wall, load_end = time.perf_counter() - t_start, load_average()
     given = sys.argv[1:] if argv is None else list(argv)
     shown = [
         a for i, a in enumerate(given) if not a.startswith("--out") and (i == 0 or given[i - 1] != "--out")
     ]
     command = " ".join([".venv/bin/python benchmarks/twin_vs_ann.py", *shown])
     met = [r["model"] for r in rows if r["ratio"]["twin_f32_default"] <= TARGET_RATIO]
+    missed = [r["model"] for r in rows if r["model"] not in met]
+    cores = os.cpu_count() or 1
+    quiet = load_start[0] < 0.25 * cores
     md = [
         "# Torch twin vs plain ANN: inference time on CPU",
         "",
-        f"Machine: {machine()}, shared with other jobs: the 1-minute load average at the start and end of each",
-        f"process (eager / default / compiled) is in the table (2 cores). torch.set_num_threads({args.threads}), batch {args.batch}, random",
-        f"weights, eval mode. Command: `{command}` ({wall:.0f} s).",
+        f"Machine: {machine()}; host {host()}. torch.set_num_threads({args.threads}), batch {args.batch}, random",
+        f"weights, eval mode. Command: `{command}` ({wall / 60:.1f} min).",
         "",
-        f"The twin is `convert(model, shape, code=SCTTFSCode(T={T}, *PRESETS['cifar10']))` run with the library's",
-        '`scttfs_brian.torch.run(graph, x, dtype=torch.float32)`: the default (`compiled="auto"`: layers of at least',
-        "`AUTO_COMPILE_MIN` potentials per call compiled, smaller ones eager), `compiled=False` (eager) and",
-        "`compiled=True`; the baseline is the ANN in plain eager float32 under `torch.no_grad()`; the ANN under",
-        "`torch.compile` is shown for reference. Each model runs in three fresh processes (eager, default, compiled:",
-        "compiled kernels slow the eager ops of their process), each timing the eager ANN too; in each the variants",
-        f"are called once (compilation, not timed), once more to warm up, then in {args.repeat} rounds in a rotating",
-        "order, and the medians are shown. Ratios divide by the eager float32 ANN of the same process and are what",
-        "to compare; the ANN times shown are the eager process's.",
+        f"Machine load (`os.getloadavg`, 1 / 5 / 15 min, {cores} cores): at the start "
+        f"{', '.join(f'{v:.2f}' for v in load_start)}, at the end {', '.join(f'{v:.2f}' for v in load_end)};"
+        f" the machine was {'quiet' if quiet else '**not quiet**'} at the start (1-min load "
+        f"{'below' if quiet else 'at or above'} a quarter of its cores). The 1-minute load at the start and end "
+        "of every process is in the last table.",
         "",
-        f"Target (twin / plain ANN <= x{TARGET_RATIO}): "
-        + (
-            f"met for {', '.join(met)}"
-            + (
-                f"; **not met** for {', '.join(sorted(set(MODELS) & set(args.models) - set(met)))}"
-                if len(met) < len(rows)
-                else ""
-            )
-            if met
-            else "**not met**"
-        )
-        + " (the default).",
+        'The requirement: the default twin, `snn.functional(x, dtype=torch.float32)` (`compiled="auto"`: layers of',
+        "at least `AUTO_COMPILE_MIN` potentials per call compiled, smaller ones eager), within x1.5 of the plain",
+        f"eager float32 ANN. The twin is `convert(model, shape, code=SCTTFSCode(T={T}, *PRESETS['cifar10']))`;",
+        "`compiled=False` (eager) and `compiled=True` (`scttfs_brian.torch.run(graph, x, dtype=torch.float32,",
+        "compiled=...)`) are shown too, and the ANN under `torch.compile`. Each path runs in its own fresh process",
+        "(eager, default, compiled: compiled kernels slow the eager ops of their process), each timing the eager",
+        "ANN too; in each the variants are called once (compilation, not timed: see the first calls below), once",
+        f"more to warm up, then in {args.repeat} rounds in a rotating order; a process's time is the median of its",
+        f"rounds and its ratio divides by its own eager ANN. The set of processes ran {args.repetitions} times,",
+        "interleaved (every model's three processes, then again); each cell shows the median ratio over the",
+        "repetitions and its range (min - max). The ANN and twin times shown are medians over the repetitions.",
+        "",
+        f"Target (default twin / plain eager ANN <= x{TARGET_RATIO}, median over repetitions): "
+        + (f"met for {', '.join(met)}" if met else "")
+        + ("; " if met and missed else "")
+        + (f"**not met** for {', '.join(missed)}" if missed else "")
+        + ".",
         "",
         *_table(rows),
+        "",
+        "## What the default compiles",
+        "",
+        f'Potentials per call of each spiking population at batch {args.batch}; `compiled="auto"` compiles those of at',
+        "least `scttfs_brian.torch.lookup.AUTO_COMPILE_MIN` (2^19 = 524,288) whose code has at most",
+        "`AUTO_COMPILE_MAX_BOUNDS` boundaries, and runs the others through the eager lookup. Where",
+        "`torch.compile` fails it warns once and runs everything eagerly (a warning would be listed here).",
+        "",
+        *_auto(rows),
         "",
         "## How the twin gets there",
         "",
@@ -386,14 +552,13 @@ def main(argv=None) -> int:
         "times when recorded), the spike counts from one `bincount` of (sample, word), and one `aminmax` pass",
         "(non-finite potentials go through the stepwise loop). `compiled=True`: the bias add, one comparison",
         "per boundary, the gathers and the counts fused into one `torch.compile`d pass per layer; the",
-        "convolutions stay the same eager calls as in the ANN. The default compiles the layers of at least",
-        "`scttfs_brian.torch.lookup.AUTO_COMPILE_MIN` potentials per call and runs the others eagerly; where",
-        "`torch.compile` fails (no C++ compiler on CPU, no triton on GPU) it warns once and runs them all eagerly.",
+        "convolutions stay the same eager calls as in the ANN.",
         "",
-        "References, timed once after a warm-up: the float64 twin (spike-exact against Brian2, eager), and the",
-        'float32 twin through the T-step stepwise loop (`method="stepwise"`: the library\'s path before the lookup,',
-        "and still its fallback). `identical`: outputs, all spike times and spike counts equal, bit for bit, on these inputs.",
-        "These are single calls, so noisier than the medians above.",
+        "References, timed once after a warm-up in the first repetition's eager process: the float64 twin",
+        '(spike-exact against Brian2, eager), and the float32 twin through the T-step stepwise loop (`method="stepwise"`:',
+        "the library's path before the lookup, and still its fallback). `identical`: outputs, all spike times and",
+        "spike counts equal, bit for bit, on these inputs, in every process. These are single calls, so noisier",
+        "than the medians above.",
         "",
         *_references(rows),
         "",
@@ -405,18 +570,27 @@ def main(argv=None) -> int:
         "",
         *_breakdown(rows),
         "",
+        "## Every repetition",
+        "",
+        "Each process's eager ANN and its twin path (medians of its rounds), the ratio, and the machine's",
+        "1-minute load average when the process started and ended (its own work included).",
+        "",
+        *_repetitions(rows),
+        "",
     ]
-    write_atomic(args.out + ".md", "\n".join(md))
-    write_json_atomic(
-        args.out + ".json",
-        {
-            "machine": machine(),
-            "command": command,
-            "wall_s": wall,
-            "target_ratio_f32": TARGET_RATIO,
-            "rows": rows,
-        },
-    )
+    result = {
+        "machine": machine(),
+        "host": host(),
+        "command": command,
+        "wall_s": wall,
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+        "target_ratio_f32": TARGET_RATIO,
+        "rows": rows,
+    }
+    if write:
+        write_atomic(args.out + ".md", "\n".join(md))
+        write_json_atomic(args.out + ".json", result)
     print("\n".join(md))
     return 0
 

@@ -1,5 +1,6 @@
 """The result of simulating a converted network, the same for every backend, and the spike-for-spike
-comparison of two results (:meth:`SimulationResult.compare`, the :class:`Agreement` record).
+comparison of two results (:meth:`SimulationResult.compare`, the :class:`Agreement` record); a
+result restricted to some of its inputs is :meth:`SimulationResult.select`.
 
 A result is saved as one ``.npz`` archive (arrays; the scalars and timings as a JSON string inside),
 written atomically and read back with ``allow_pickle=False``.
@@ -71,6 +72,78 @@ class SimulationResult:
         if labels.shape != self.predictions.shape:
             raise ValueError(f"labels has {labels.size} entries for {self.predictions.size} predictions")
         return float(np.mean(self.predictions == labels))
+
+    def select(self, inputs: Any) -> SimulationResult:
+        """The result restricted to some of its inputs, in the order given.
+
+        Parameters
+        ----------
+        inputs : slice, sequence of int or boolean mask
+            Which inputs (rows) to keep: ``slice(n)`` or ``range(n)`` for the first ``n``, indices
+            (negative ones count from the end; repeats allowed), or a boolean mask of length ``N``.
+            A single integer is refused: pass ``[i]`` (a result always holds a batch).
+
+        Returns
+        -------
+        SimulationResult
+            A new result whose arrays are copies of the selected rows: ``outputs``,
+            ``predictions``, every population's ``spike_counts`` and recorded ``spike_times``
+            (and so ``spikes_per_input``). ``latency_steps`` and ``backend`` are kept, and so are
+            ``timings`` and ``memory``: they are those of the run that simulated all ``N`` inputs,
+            not rescaled to the selection. ``res.select(slice(n)).compare(other)`` compares the
+            first ``n`` inputs of ``res`` with a run ``other`` of those ``n`` inputs.
+
+        Examples
+        --------
+        >>> first = res.select(slice(100))          # doctest: +SKIP
+        >>> first.compare(snn.simulate(x[:100])).exact  # doctest: +SKIP
+        True
+        """
+        n = len(self.predictions)
+        if isinstance(inputs, (bool, np.bool_, int, np.integer)):
+            raise TypeError(
+                f"inputs must be a slice, a sequence of indices or a boolean mask (got the single "
+                f"{type(inputs).__name__} {inputs!r}); pass [{inputs!r}] for one input or slice({inputs!r}) "
+                "for the first ones"
+            )
+        if not isinstance(inputs, slice):
+            inputs = np.asarray(inputs)
+            if (
+                inputs.dtype == object
+                or inputs.ndim != 1
+                or not (inputs.dtype == bool or np.issubdtype(inputs.dtype, np.integer) or inputs.size == 0)
+            ):
+                raise TypeError(
+                    f"inputs must be a slice, a 1-D sequence of integer indices or a boolean mask "
+                    f"(got an array of dtype {inputs.dtype} and shape {inputs.shape})"
+                )
+            if inputs.dtype == bool and inputs.shape != (n,):
+                raise ValueError(
+                    f"a boolean mask of inputs must have one entry per input ({n}); got {inputs.size}"
+                )
+            if inputs.dtype != bool:
+                inputs = inputs.astype(np.intp)
+                bad = inputs[(inputs < -n) | (inputs >= n)]
+                if bad.size:
+                    raise IndexError(
+                        f"input index {int(bad[0])} is out of range for a result of {n} inputs "
+                        f"(valid: {-n} to {n - 1})"
+                    )
+        rows = np.arange(n)[inputs]
+
+        def pick(a):
+            return np.asarray(a)[rows]  # integer indexing: always a copy
+
+        return SimulationResult(
+            outputs=pick(self.outputs),
+            predictions=pick(self.predictions),
+            spike_counts={k: pick(v) for k, v in self.spike_counts.items()},
+            latency_steps=self.latency_steps,
+            spike_times={k: (pick(te), pick(tc)) for k, (te, tc) in self.spike_times.items()},
+            backend=self.backend,
+            timings=dict(self.timings),
+            memory=dict(self.memory),
+        )
 
     # -- comparison ------------------------------------------------------------------------------
     def compare(self, other: SimulationResult, layers: Iterable[str] | None = None) -> Agreement:

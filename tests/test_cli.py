@@ -234,21 +234,42 @@ def test_simulate_names_the_missing_network(trained_run, capsys):
 # --------------------------------------------------------------------------------------------
 def test_quick_demo_end_to_end_and_resume(tmp_path, capsys):
     run_dir = tmp_path / "demo"
-    argv = ["demo", "--quick", "--run-dir", str(run_dir), "--no-progress", "--images", "12", "--sweep", "3"]
+    argv = ["demo", "--quick", "--run-dir", str(run_dir), "--no-progress", "--images", "12", "--sweep", "3",
+            "--study-results", str(tmp_path / "no_study.json")]  # fmt: skip
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "agree spike for spike" in out and "| network |" in out
+    assert "agree spike for spike" in out
+    assert "| network | engine | agreement (%) | mean abs output diff | lossless | accuracy (%) |" in out
+    assert f"Study comparison: no study file at {tmp_path / 'no_study.json'}" in out
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for key in ("ann_accuracy", "snn_accuracy", "latency_steps", "spikes_per_image", "energy", "brian2"):
+    for key in ("ann_accuracy", "agreement", "mean_abs_output_diff", "snn_accuracy", "latency_steps",
+                "spikes_per_image", "energy", "brian2", "study"):  # fmt: skip
         assert key in metrics
-    assert set(metrics["snn_accuracy"]) == {"sc-ttfs", "sc-ttfs+ft", "ttfs", "ttfs+ft"}
+    labels = {"sc-ttfs", "sc-ttfs+bc", "sc-ttfs+ft", "ttfs", "ttfs+bc", "ttfs+ft"}
+    assert set(metrics["snn_accuracy"]) == set(metrics["agreement"]) == labels
     assert metrics["brian2"]["check"]["identical"]
+    # the Brian2 row's agreement is Brian2's outputs against the ANN's, on the 12 test images
+    assert metrics["agreement"]["sc-ttfs+ft"] == metrics["brian2"]["agreement"]
+    assert metrics["agreement"]["sc-ttfs+ft"] == metrics["sweep"]["fine-tuned"]["sc-ttfs"]["3"]["agreement"]
+    for label, a in metrics["agreement"].items():
+        assert 12 * a == pytest.approx(round(12 * a)) and metrics["mean_abs_output_diff"][label] >= 0
+        # lossless is defined on agreement, not on accuracy
+        assert metrics["lossless"][label] is (a >= 0.995)
+    assert metrics["lossless"]["criterion"].startswith("agreement with the ANN >= 99.5 %")
+    assert metrics["study"]["found"] is False and metrics["study"]["cells"] == []
+    # fine-tuned as the study does: distillation with a validation split, starting point recorded
+    tuned = metrics["sweep"]["fine-tuned"]["ttfs"]["3"]
+    assert tuned["start"] == "bias-corrected" and 0 <= tuned["selected_epoch"] <= 1
+    assert metrics["fine_tuning"]["validation"] == 0.2 and metrics["fine_tuning"]["windows"]["sc-ttfs"] == [3]
     T = metrics["T"]
     assert metrics["latency_steps"]["sc-ttfs+ft"] == 3 * T  # three spiking layers
     assert np.isfinite(metrics["energy"]["raw"]["truenorth"]["ttfs"])
     for fig in ("accuracy_vs_T.png", "raster.png"):
         assert (run_dir / "figures" / fig).stat().st_size > 0
-    assert f"| SC-TTFS T={T}, fine-tuned |" in (run_dir / "report.md").read_text()
+    text = (run_dir / "report.md").read_text()
+    a = 100 * metrics["agreement"]["sc-ttfs+ft"]
+    assert f"| SC-TTFS T={T}, fine-tuned | Brian2 (= torch twin) | {a:.2f} |" in text
+    assert "## Against the multi-seed study\n\nStudy comparison: no study file at" in text
     # everything is there: --resume redoes nothing
     start = len(log_lines(run_dir))
     assert cli.main([*argv, "--resume"]) == 0

@@ -238,3 +238,31 @@ def test_auto_compiles_large_layers_and_falls_back_to_eager(monkeypatch):
         warnings.simplefilter("error")
         assert_equal(encode_layer(code, [v], compiled="auto", times=True))
     assert lookup.COMPILE_STATE == {"cpu": False}
+
+
+def test_auto_counts_the_whole_network(monkeypatch):
+    """compiled="auto" in the twin decides per call on all spiking layers' potentials together:
+    a network whose layers are each below AUTO_COMPILE_MIN, but not together, is compiled in every
+    layer (and a smaller batch of it stays eager); the results equal the eager lookup's."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, 10)).eval()
+    snn = convert(model, (16,), code=SCTTFSCode(3, *KERNEL_PAIRS["table1-cifar10"]))
+    x = torch.rand(20, 16, generator=torch.Generator().manual_seed(1))
+    per_call = len(x) * (32 + 24)  # the two hidden layers spike; the output layer is analog
+    assert per_call == 20 * sum(layer.size for layer in snn.graph.layers if layer.spiking)
+    calls = []
+    real = lookup.compiled_lookup
+    monkeypatch.setattr(lookup, "compiled_lookup", lambda key=None: calls.append(key) or real(key))
+    monkeypatch.setattr(lookup, "AUTO_COMPILE_MIN", per_call)  # every layer alone is below it
+    monkeypatch.setattr(lookup, "COMPILE_STATE", {})
+    module = engine.GraphModule(snn.graph, torch.float32)
+    ref = engine.GraphModule(snn.graph, torch.float32, compiled=False)(x, record=True)
+    out = module(x, record=True)
+    assert len(calls) == len([la for la in snn.graph.layers if la.spiking])
+    assert torch.equal(out.output, ref.output)
+    for k in ref.spike_times:
+        assert torch.equal(out.decoded[k], ref.decoded[k])
+        assert torch.equal(out.spike_counts[k], ref.spike_counts[k])
+    calls.clear()
+    module(x[:19])  # one image fewer: below the threshold, eager in every layer
+    assert calls == []

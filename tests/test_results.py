@@ -1,4 +1,4 @@
-"""SimulationResult: the spike-for-spike comparison (compare -> Agreement) and save/load."""
+"""SimulationResult: the spike-for-spike comparison (compare -> Agreement), select and save/load."""
 
 import json
 
@@ -135,6 +135,79 @@ def test_compare_of_two_torch_engine_runs_of_a_converted_network():
     agreement = a.compare(snn.simulate(x, backend="torch", record=True))
     assert agreement.exact and agreement.max_output_difference == 0.0
     assert set(agreement.layers) == set(a.spike_counts)
+
+
+# --------------------------------------------------------------------------------------------
+# select
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_conv_snn():
+    """A tiny converted CNN (conv, ReLU, dense, ReLU, dense: two spiking layers) and 8 inputs of it, seeds fixed."""
+    torch = pytest.importorskip("torch")
+    from scttfs_brian import convert
+
+    torch.manual_seed(0)
+    ann = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Linear(3 * 4 * 4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 4),
+    )  # fmt: skip
+    x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    return convert(ann, input_shape=(1, 4, 4), code="auto", T=3, calibration_data=x), x
+
+
+def test_select_first_n_equals_the_run_on_the_first_n_inputs(small_conv_snn):
+    snn, x = small_conv_snn
+    full = snn.simulate(x, backend="torch", record=True)  # 2n inputs
+    first = full.select(slice(4))
+    alone = snn.simulate(x[:4], backend="torch", record=True)
+    agreement = first.compare(alone)
+    assert agreement.exact and agreement.inputs == 4 and agreement.unmatched == ()
+    assert agreement.timed_layers == list(alone.spike_times) and len(agreement.timed_layers) >= 2
+    assert agreement.max_output_difference < 1e-12
+    assert first.spike_counts.keys() == full.spike_counts.keys()
+    np.testing.assert_array_equal(first.spikes_per_input, full.spikes_per_input[:4])
+    assert first.spikes_per_input.sum() > 0  # the comparison is over real spikes
+    # the whole run differs from the first half (so the comparison above can fail)
+    assert not np.array_equal(
+        full.spike_counts[agreement.timed_layers[0]][4:], alone.spike_counts[agreement.timed_layers[0]]
+    )
+    assert first.select(range(4)).compare(alone).exact  # range works as slice
+
+
+def test_select_indices_and_masks_keep_the_order_given(small_conv_snn):
+    snn, x = small_conv_snn
+    full = snn.simulate(x, backend="torch", record=True)
+    picked = full.select([6, 1, -1])
+    assert picked.compare(snn.simulate(x[[6, 1, 7]], backend="torch", record=True)).exact
+    mask = np.array([True, False] * 4)
+    assert full.select(mask).compare(snn.simulate(x[::2], backend="torch", record=True)).exact
+    assert len(full.select([]).predictions) == 0 and full.select([]).spikes_per_input.shape == (0,)
+
+
+def test_select_copies_rows_and_keeps_the_runs_timings():
+    res = make_result(n=4)
+    sub = res.select(slice(1, 3))
+    assert sub.outputs.shape == (2, 3) and sub.spike_times["conv1"][0].shape == (2, 2, 2, 2)
+    np.testing.assert_array_equal(sub.spike_counts["fc1"], res.spike_counts["fc1"][1:3])
+    np.testing.assert_array_equal(sub.spike_times["fc1"][1], res.spike_times["fc1"][1][1:3])
+    assert sub.timings == {"build": 0.5, "run": 1.25} and sub.memory == {"program_peak_rss_bytes": 123456}
+    assert sub.latency_steps == 9 and sub.backend == "torch"
+    sub.outputs[0, 0] = 99.0
+    sub.spike_counts["input"][0, 0] = -5
+    sub.timings["run"] = 0.0
+    assert res.outputs[1, 0] != 99.0 and res.spike_counts["input"][1, 0] != -5 and res.timings["run"] == 1.25
+
+
+def test_select_refuses_single_integers_bad_masks_and_out_of_range_indices():
+    res = make_result(n=4)
+    with pytest.raises(TypeError, match=r"single int 2.*pass \[2\]"):
+        res.select(2)
+    with pytest.raises(ValueError, match=r"one entry per input \(4\); got 3"):
+        res.select([True, False, True])
+    with pytest.raises(IndexError, match=r"input index 4 is out of range for a result of 4 inputs"):
+        res.select([0, 4])
+    with pytest.raises(TypeError, match="1-D sequence of integer indices"):
+        res.select([0.5, 1.0])
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""What an experiment reports: the markdown tables, the energy estimate (eq. 25) and its note,
-the verdict of the Brian2 check, and the figures (returned as matplotlib figures; the caller saves
+"""What an experiment reports: the markdown tables (agreement with the ANN beside accuracy), the
+energy estimate (eq. 25) and its note, the verdict of the Brian2 check, and the figures (returned as matplotlib figures; the caller saves
 them with :meth:`~.rundir.Run.save_figure`)."""
 
 from __future__ import annotations
@@ -9,12 +9,16 @@ from .stages import KINDS
 __all__ = [
     "energy_estimates",
     "energy_note",
+    "agreement_note",
     "markdown_table",
     "sweep_table",
     "verdict",
-    "accuracy_vs_T_figure",
+    "agreement_vs_T_figure",
     "raster_figure",
 ]
+
+#: The methods of a sweep (the study's names) and their column titles.
+SWEEP_METHODS = {"activations": "", "bias-corrected": " bias-corrected", "fine-tuned": " fine-tuned"}
 
 
 def energy_estimates(rows: dict) -> dict:
@@ -44,21 +48,39 @@ def energy_note(energy: dict) -> str:
     )
 
 
+def agreement_note(images: int) -> str:
+    """What the agreement and "lossless" columns of :func:`markdown_table` mean."""
+    from ..training import LOSSLESS_AGREEMENT
+
+    return (
+        f"Agreement: share of the {images} test images on which the SNN predicts what the ANN predicts (the "
+        "conversion metric; accuracy on the labels beside it); mean |output - ANN| over images and outputs; "
+        f"lossless = agreement >= {100 * LOSSLESS_AGREEMENT:.1f} % (scttfs_brian.training.LOSSLESS_AGREEMENT)."
+    )
+
+
 def markdown_table(rows: list, energy: dict) -> str:
-    """The headline table: one row per network (the ANN first), accuracy, latency, spikes, energy."""
+    """The headline table: one row per network (the ANN first), agreement with the ANN, mean
+    ``|output - ANN output|``, lossless (on agreement), accuracy, latency, spikes, energy."""
+    from ..training import LOSSLESS_AGREEMENT
+
     norm = energy["normalized"] or None
     src = norm if norm else energy["raw"]
     tag = "" if norm else " (unnormalized)"
     lines = [
-        "| network | engine | accuracy (%) | vs ANN (points) | latency (steps) | spikes / image "
-        f"| E TrueNorth{tag} | E SpiNNaker{tag} |",
-        "|" + "---|" * 8,
+        "| network | engine | agreement (%) | mean abs output diff | lossless | accuracy (%) | vs ANN (points) "
+        f"| latency (steps) | spikes / image | E TrueNorth{tag} | E SpiNNaker{tag} |",
+        "|" + "---|" * 11,
     ]
     ann = rows[0]["accuracy"]
     for r in rows:
         snn = r["latency_steps"] is not None
         cells = [
-            r["network"], r["engine"], f"{100 * r['accuracy']:.2f}",
+            r["network"], r["engine"],
+            f"{100 * r['agreement']:.2f}" if snn else "",
+            f"{r['mean_abs_output_diff']:.3f}" if snn else "",
+            ("yes" if r["agreement"] >= LOSSLESS_AGREEMENT else "no") if snn else "",
+            f"{100 * r['accuracy']:.2f}",
             f"{100 * (r['accuracy'] - ann):+.2f}" if snn else "",
             str(r["latency_steps"]) if snn else "",
             f"{r['spikes_per_image']:.0f}" if snn else "",
@@ -69,23 +91,28 @@ def markdown_table(rows: list, energy: dict) -> str:
     return "\n".join(lines)
 
 
-def sweep_table(sweep: dict, tuned: dict, ann_acc: float) -> str:
-    """Accuracy (%) vs window T for both codes, kernels from activations and fine-tuned."""
-    Ts = sorted({int(t) for k in KINDS for t in (*sweep[k], *tuned[k])})
+def sweep_table(results: dict, ann_acc: float) -> str:
+    """Agreement with the ANN (%) vs window T, accuracy (%) in parentheses, for both codes and
+    every method of ``results`` (``{method: {kind: {T: metrics}}}``)."""
+    methods = [m for m in SWEEP_METHODS if m in results]
+    cols = [(k, m) for k in KINDS for m in methods]
+    Ts = sorted({int(t) for m in methods for k in KINDS for t in results[m][k]})
     lines = [
-        f"| T | latency | SC-TTFS | SC-TTFS fine-tuned | TTFS | TTFS fine-tuned | (ANN {100 * ann_acc:.2f}) |",
-        "|---|---|---|---|---|---|---|",
+        "| T | latency | "
+        + " | ".join(f"{k.upper()}{SWEEP_METHODS[m]}" for k, m in cols)
+        + f" | (ANN accuracy {100 * ann_acc:.2f}) |",
+        "|---|---|" + "---|" * (len(cols) + 1),
     ]
 
-    def cell(d: dict, k: str, t: int) -> str:
-        return f"{100 * d[k][str(t)]['accuracy']:.2f}" if str(t) in d[k] else ""
+    def cell(k: str, m: str, t: int) -> str:
+        r = results[m][k].get(str(t))
+        return "" if r is None else f"{100 * r['agreement']:.2f} ({100 * r['accuracy']:.2f})"
 
     for t in Ts:
-        lat = next(d[k][str(t)]["latency_steps"] for d in (sweep, tuned) for k in KINDS if str(t) in d[k])
-        lines.append(
-            f"| {t} | {lat} | {cell(sweep, 'sc-ttfs', t)} | {cell(tuned, 'sc-ttfs', t)} "
-            f"| {cell(sweep, 'ttfs', t)} | {cell(tuned, 'ttfs', t)} | |"
+        lat = next(
+            results[m][k][str(t)]["latency_steps"] for m in methods for k in KINDS if str(t) in results[m][k]
         )
+        lines.append(f"| {t} | {lat} | " + " | ".join(cell(k, m, t) for k, m in cols) + " | |")
     return "\n".join(lines)
 
 
@@ -117,32 +144,51 @@ def _pyplot():
     return plt
 
 
-def accuracy_vs_T_figure(sweep: dict, tuned: dict, ann_accuracy: float, lossless_points: float):
-    """Accuracy vs window for both codes, with kernels from activations and fine-tuned; the right
-    panel zooms on the top, with the band of "lossless" (ANN - ``lossless_points``)."""
+def agreement_vs_T_figure(results: dict, ann_accuracy: float):
+    """Agreement with the ANN vs window T for both codes and every method of ``results``
+    (``{method: {kind: {T: metrics}}}``): the whole range, then a zoom on the top with the band
+    of "lossless" (agreement >= :data:`~scttfs_brian.training.LOSSLESS_AGREEMENT`); and accuracy
+    vs T beside the ANN's."""
+    from ..training import LOSSLESS_AGREEMENT
+
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    ann = 100 * ann_accuracy
-    for ax in axes:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+    styles = {"activations": ":o", "bias-corrected": "-s", "fine-tuned": "--*"}
+    names = {"activations": "kernels from activations", "bias-corrected": "bias-corrected",
+             "fine-tuned": "fine-tuned"}  # fmt: skip
+    Ts = sorted({int(t) for m in results for k in KINDS for t in results[m][k]})
+    level = 100 * LOSSLESS_AGREEMENT
+    for ax, metric in zip(axes, ("agreement", "agreement", "accuracy")):
         for kind, color in (("sc-ttfs", "C0"), ("ttfs", "C1")):
-            for data, style, what in (
-                (sweep, "-o", "kernels from activations"),
-                (tuned, "--*", "fine-tuned"),
-            ):
-                Ts = sorted(int(t) for t in data[kind])
-                acc = [100 * data[kind][str(t)]["accuracy"] for t in Ts]
-                ax.plot(Ts, acc, style, color=color, markersize=7, label=f"{kind.upper()}, {what}")
-        ax.axhline(ann, color="0.3", linestyle=":", linewidth=1.2, label="ANN")
-        ax.set_xticks(sorted({int(t) for d in (sweep, tuned) for k in KINDS for t in d[k]}))
+            for method in (m for m in styles if m in results):
+                ts = sorted(int(t) for t in results[method][kind])
+                ys = [100 * results[method][kind][str(t)][metric] for t in ts]
+                ax.plot(
+                    ts,
+                    ys,
+                    styles[method],
+                    color=color,
+                    markersize=6,
+                    label=f"{kind.upper()}, {names[method]}",
+                )
+        ax.set_xscale("log", base=2)
+        ax.minorticks_off()
+        ax.set_xticks(Ts, [str(t) for t in Ts])
         ax.set_xlabel("window T (time steps)")
-    axes[1].axhspan(
-        ann - lossless_points, ann, color="0.85", zorder=0, label=f"lossless (ANN - {lossless_points})"
-    )
-    axes[1].set_ylim(ann - 3.0, min(100.0, ann + 1.0))
-    axes[0].set_ylabel("test accuracy (%)")
-    axes[0].set_title("Digits CNN converted to SNNs (torch twin, float64)", fontsize=10)
-    axes[1].set_title("zoom", fontsize=10)
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].axhspan(level, 100.0, color="0.85", zorder=0, label=f"lossless (agreement >= {level:.1f} %)")
+    axes[1].set_ylim(level - 4.0, 100.2)
+    axes[2].axhline(100 * ann_accuracy, color="0.3", linestyle=":", linewidth=1.2, label="ANN")
+    axes[2].set_ylim(100 * ann_accuracy - 4.0, min(100.5, 100 * ann_accuracy + 1.5))
+    axes[0].set_ylabel("agreement with the ANN (%)")
+    axes[2].set_ylabel("test accuracy (%)")
+    axes[0].set_title("Digits CNN converted to SNNs: agreement with the ANN", fontsize=10)
+    axes[1].set_title("agreement, zoom", fontsize=10)
+    axes[2].set_title("accuracy, zoom", fontsize=10)
+    handles, labels = axes[1].get_legend_handles_labels()
+    handles += axes[2].get_lines()[-1:]
+    labels += ["ANN accuracy"]
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 

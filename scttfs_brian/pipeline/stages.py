@@ -1,6 +1,8 @@
 """The stages of an experiment, each writing its output into a :class:`~.rundir.Run`: train the
-ANN, fine-tune the pre-conversion SNN (section 3.4), convert, simulate; plus the data set and the
-ANN they start from, and a trained run directory opened again by later commands.
+ANN, fine-tune the pre-conversion SNN (section 3.4: the paper's procedure on the labels,
+:func:`fine_tune_stage`, or the study's distillation over neighbouring windows,
+:func:`fine_tune_window_stage`), convert, simulate; plus the data set and the ANN they start from,
+and a trained run directory opened again by later commands.
 
 Heavy packages (torch, Brian2) are imported inside the functions: ``scttfs --help`` stays fast.
 """
@@ -28,12 +30,16 @@ __all__ = [
     "build_ann",
     "train_stage",
     "fine_tune_stage",
+    "fine_tune_window_stage",
+    "calibration_set",
     "network_stage",
     "load_network",
     "interrupts_raise",
     "TRAIN_SETTINGS",
+    "WINDOW_SETTINGS",
     "codes_stage",
     "evaluate_network",
+    "agreement_with",
     "simulate_stage",
     "open_trained_run",
     "network_label",
@@ -159,8 +165,10 @@ def train_stage(run: Run, cfg: dict, ds, *, stage: str = "ann") -> Any:
 
 
 def fine_tune_stage(run: Run, ann, codes: dict, ds, cfg: dict, label: str):
-    """Fine-tune the pre-conversion SNN of ``codes`` (kernels + BN, section 3.4) ->
-    ``twin-<label>.pt``; return it in eval mode."""
+    """Fine-tune the pre-conversion SNN of ``codes`` (kernels + BN, section 3.4) with the paper's
+    procedure (eq. 20 on all training images, the last epoch kept; ``scttfs convert``) ->
+    ``twin-<label>.pt``; return it in eval mode. The demo fine-tunes as the study does instead
+    (:func:`fine_tune_window_stage`)."""
     from ..training import fine_tune, spiking_ann
 
     twin = spiking_ann(ann, codes)
@@ -192,6 +200,99 @@ def fine_tune_stage(run: Run, ann, codes: dict, ds, cfg: dict, label: str):
     run.stage(f"fine-tune {label}", outputs, train, settings=settings, upstream=["ann.pt"])
     twin.load_state_dict(run.load_torch(f"twin-{label}.pt"))
     return twin.eval()
+
+
+def calibration_set(ds, count: int, validation: float | None, seed: int):
+    """The training images that set the kernels and the bias correction: the first ``count`` of
+    the training split less its validation part (:func:`~scttfs_brian.training.validation_split`
+    from ``seed``; all training images when ``validation`` is None), as the study takes them."""
+    from ..training import validation_split
+
+    if validation is None:
+        return ds.x_train[:count]
+    return ds.x_train[validation_split(ds, validation, seed)[0]][:count]
+
+
+#: The keys of a configuration that :func:`fine_tune_window_stage` reads.
+WINDOW_SETTINGS = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_kernel_lr", "layer_weight", "validation",
+                   "calibration_images", "seed")  # fmt: skip
+
+
+def fine_tune_window_stage(run: Run, ann, ds, kind: str, T: int, cfg: dict, previous=None):
+    """Fine-tune at window ``T`` as the study does (:func:`~scttfs_brian.training.fine_tune_windows`:
+    distillation to the ANN, model selection on a validation split of the training images, started
+    from the better of the bias-corrected conversion at ``T`` and ``previous``) ->
+    ``twin-<kind>-T<T>.pt`` and ``fine_tune_history-<kind>-T<T>.json``; return the spiking ANN
+    (float64, eval mode) read back from the file.
+
+    Parameters
+    ----------
+    run : Run
+    ann : nn.Module
+        The trained ANN (the teacher).
+    ds : Dataset
+        Only its training split is read.
+    kind : {"sc-ttfs", "ttfs"}
+    T : int
+    cfg : dict
+        The keys of :data:`WINDOW_SETTINGS`.
+    previous : (int, nn.Module), optional
+        The window before ``T`` and the network this stage returned there (its file is upstream).
+    """
+    from ..training import fine_tune_windows
+
+    label = network_label(kind, T, False)
+    ckpt = f"checkpoints/fine_tune-{label}.pt"
+    twin_name = f"twin-{label}.pt"
+
+    def train() -> None:
+        resume_from = _resume_state(run, ckpt, f"fine-tuning {label}")
+        ((_, spiking, info),) = fine_tune_windows(
+            ann,
+            ds,
+            [T],
+            kind,
+            previous=previous,
+            calibration_images=cfg["calibration_images"],
+            epochs=cfg["fine_tune_epochs"],
+            lr=cfg["fine_tune_lr"],
+            kernel_lr=cfg["fine_tune_kernel_lr"],
+            layer_weight=cfg["layer_weight"],
+            validation=cfg["validation"],
+            seed=cfg["seed"],
+            progress=run.progress,
+            checkpoint=lambda state: run.save_torch(ckpt, state),
+            resume_from=resume_from,
+        )
+        history = {"start": info["start"], "start_validation_agreement": info["start_validation_agreement"],
+                   **info["history"]}  # fmt: skip
+        run.write_json(f"fine_tune_history-{label}.json", history)
+        run.save_torch(twin_name, spiking.state_dict())
+
+    settings = {"objective": "distill", "start_from": None if previous is None else int(previous[0]),
+                **{k: cfg[k] for k in WINDOW_SETTINGS}}  # fmt: skip
+    upstream = ["ann.pt"] + ([f"twin-{network_label(kind, previous[0], False)}.pt"] if previous else [])
+    outputs = [f"fine_tune_history-{label}.json", twin_name]
+    run.stage(f"fine-tune {label}", outputs, train, settings=settings, upstream=upstream)
+    return _spiking_from_state(ann, kind, T, run.load_torch(twin_name))
+
+
+def _spiking_from_state(ann, kind: str, T: int, state: dict):
+    """The float64 spiking ANN of ``kind`` at ``T`` holding ``state`` (its kernels and BatchNorm)."""
+    from torch import nn
+
+    from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode
+    from ..training import spiking_ann
+
+    k = ThresholdKernel(1.0, 0.0, 1.0)  # placeholders: the state sets every kernel
+    codes = {
+        n: (SCTTFSCode(T, k, k) if kind == "sc-ttfs" else TTFSCode(T, k))
+        for n, m in ann.named_modules()
+        if isinstance(m, nn.ReLU)
+    }
+    net = spiking_ann(ann, codes).double()
+    net.load_state_dict(state)
+    return net.eval()
 
 
 def network_stage(run: Run, label: str, make: Callable[[], Any], *, settings: Any = None,
@@ -252,17 +353,32 @@ def codes_stage(run: Run, ann, ds, T: int, kind: str, calibration_images: int, l
     return {layer: code_from_dict(d, f"{path} (layer {layer!r})") for layer, d in run.read_json(name).items()}
 
 
-def evaluate_network(snn, x, y) -> dict:
-    """Accuracy, spikes per image and latency of a converted network on the torch engine (float64)."""
+def evaluate_network(snn, x, y, reference=None) -> dict:
+    """Accuracy, spikes per image and latency of a converted network on the torch engine (float64);
+    with ``reference`` (the ANN's outputs on ``x``, :func:`~scttfs_brian.training.ann_outputs`)
+    also its ``agreement`` with the ANN and the ``mean_abs_output_diff``
+    (:func:`~scttfs_brian.training.agreement`)."""
     import numpy as np
 
     res = snn.simulate(x, backend="torch")
-    return {
+    out = {
         "accuracy": res.accuracy(y.numpy()),
         "spikes_per_image": float(np.mean(res.spikes_per_input)),
         "latency_steps": int(res.latency_steps),
         "engine": "torch twin (float64)",
     }
+    if reference is not None:
+        out.update(agreement_with(res.outputs, reference))
+    return out
+
+
+def agreement_with(outputs, reference) -> dict:
+    """``{"agreement", "mean_abs_output_diff"}`` of an SNN's ``outputs`` against the ANN's
+    ``reference`` (:func:`~scttfs_brian.training.agreement`, without the per-input mask)."""
+    from ..training import agreement
+
+    a = agreement(outputs, reference)
+    return {"agreement": a["agreement"], "mean_abs_output_diff": a["mean_abs_output_diff"]}
 
 
 def simulate_stage(run: Run, snn, x, *, label: str, backend: str, copies, target: str, distributed=None):

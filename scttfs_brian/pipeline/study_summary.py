@@ -16,7 +16,7 @@ import numpy as np
 
 from .rundir import atomic_write
 
-__all__ = ["write_summary", "summarize", "bootstrap_interval", "smallest_lossless_T"]
+__all__ = ["write_summary", "summarize", "summarize_cell", "bootstrap_interval", "smallest_lossless_T"]
 
 METHOD_ORDER = ("activations", "bias-corrected", "fine-tuned")
 _TITLES = {
@@ -65,6 +65,18 @@ def summarize(study: dict) -> list[dict]:
         row["latency_steps"] = runs[0]["latency_steps"]
         rows.append(row)
     return rows
+
+
+def summarize_cell(study: dict, code: str, method: str, T: int) -> dict | None:
+    """The row of :func:`summarize` for one ``(code, method, T)`` (the same numbers and interval as
+    the summary's table, computed from that cell's runs alone), plus ``per_seed``: ``{seed:
+    agreement}``; None when the study has no run of that cell."""
+    runs = [r for r in study["runs"] if r["code"] == code and r["method"] == method and r["T"] == T]
+    if not runs:
+        return None
+    (row,) = summarize({**study, "runs": runs})
+    row["per_seed"] = {r["seed"]: r["agreement"] for r in sorted(runs, key=lambda r: r["seed"])}
+    return row
 
 
 def smallest_lossless_T(study: dict, code: str, method: str) -> dict:

@@ -140,9 +140,9 @@ class GraphModule(nn.Module):
         gathers and the spike counts fused into one ``torch.compile`` pass per layer
         (:func:`.lookup.compiled_lookup`); the first call per code, dtype and layer shape
         compiles (seconds; needs a C++ compiler on CPU, triton on GPU). ``"auto"`` (default):
-        compiled for layers of at least :data:`.lookup.AUTO_COMPILE_MIN` potentials per call
-        whose code has at most :data:`.lookup.AUTO_COMPILE_MAX_BOUNDS` boundaries (where
-        compiling pays back), eager for the others, and eager everywhere on a device where
+        when the call's spiking layers hold at least :data:`.lookup.AUTO_COMPILE_MIN` potentials
+        together (where compiling pays back), compiled for each layer whose code has at most
+        :data:`.lookup.AUTO_COMPILE_MAX_BOUNDS` boundaries; eager for smaller calls, and eager everywhere on a device where
         ``torch.compile`` fails (one warning). All give the stepwise rule's results bit for
         bit; the compiled one is the fast one on CPU (about the plain ANN's time,
         ``benchmarks/results/twin_vs_ann.md``).
@@ -194,12 +194,14 @@ class GraphModule(nn.Module):
                 raise ValueError("inputs must be finite (got NaN or inf); clean the batch before simulating")
         record = set(g.recording(record))  # whole populations; neuron selections are Brian2's
         spike_counts, spike_times, decoded = {}, {}, {}
+        size = len(x) * sum(layer.size for layer in g.layers if layer.code is not None)
 
         def spike(name, code, parts):
             # v = parts[0] + parts[1] + ...: potentials of finite inputs and (graph-validated)
             # finite weights, no re-check; the code's boundaries give z (and spike times, counts)
             z, times, n = encode_layer(
-                code, parts, compiled=self.compiled, times=name in record, counts=counts, method=self.method
+                code, parts, compiled=self.compiled, times=name in record, counts=counts, method=self.method,
+                auto_size=size,
             )
             if counts:
                 spike_counts[name] = n

@@ -10,10 +10,10 @@ decoded value (eqs. 16-17). Two forms, identical bit for bit to the stepwise rul
 * compiled: one comparison per boundary, the gathers and the spike counts fused into one
   ``torch.compile`` pass (:func:`compiled_lookup`).
 
-The twin's default, ``compiled="auto"`` (:func:`encode_layer`), compiles the layers with at least
-:data:`AUTO_COMPILE_MIN` potentials per call (and codes of at most
-:data:`AUTO_COMPILE_MAX_BOUNDS` boundaries), where compiling (seconds, once per variant) pays
-back, and runs the others eagerly; on a device where ``torch.compile`` fails (no C++ compiler on
+The twin's default, ``compiled="auto"`` (:func:`encode_layer`), compiles the layers of a network
+whose spiking layers together hold at least :data:`AUTO_COMPILE_MIN` potentials per call (and
+whose code has at most :data:`AUTO_COMPILE_MAX_BOUNDS` boundaries), where compiling (seconds,
+once per variant) pays back, and runs smaller networks eagerly; on a device where ``torch.compile`` fails (no C++ compiler on
 CPU, no triton on GPU) it warns once and stays eager there (:data:`COMPILE_STATE`).
 
 ``method="stepwise"`` runs the T-step loop instead (:func:`scttfs_brian.coding.stepwise_torch`,
@@ -258,7 +258,9 @@ def encode(
 
 
 #: ``compiled="auto"``: a layer takes the compiled lookup when one call holds at least this many
-#: potentials (where compiling, seconds once per variant, pays back; smaller layers stay eager)
+#: potentials, counted over the whole network by the twin (``auto_size``): where compiling,
+#: seconds once per variant, pays back. Counted per layer, the digits CNN at batch 128 (largest
+#: layer 262,144 of 638,976 potentials) stayed eager and missed the ANN's time by x1.6-3.6.
 AUTO_COMPILE_MIN = 1 << 19
 #: ... and its code has at most this many boundaries (the compiled lookup unrolls one comparison
 #: per boundary: long windows, e.g. SC-TTFS with T > 9, compile for minutes and stay eager)
@@ -269,9 +271,9 @@ AUTO_COMPILE_MAX_BOUNDS = 64
 COMPILE_STATE: dict = {}
 
 
-def _auto(v0: torch.Tensor, fast: dict) -> bool:
+def _auto(v0: torch.Tensor, fast: dict, size: int | None) -> bool:
     return (
-        v0.numel() >= AUTO_COMPILE_MIN
+        (v0.numel() if size is None else size) >= AUTO_COMPILE_MIN
         and len(fast["bounds"]) <= AUTO_COMPILE_MAX_BOUNDS
         and COMPILE_STATE.get(v0.device.type) is not False
     )
@@ -285,6 +287,7 @@ def encode_layer(
     times: bool = False,
     counts: bool = True,
     method: str = "lookup",
+    auto_size: int | None = None,
 ):
     """The twin's spiking layer: ``v = parts[0] + parts[1] + ...`` (bias first, then each
     input, batch first), then its decoded value ``z``, int64 spike times (when ``times``) and
@@ -296,12 +299,14 @@ def encode_layer(
     eager one; all give the same results. Potentials of finite inputs and finite weights need
     no check, except that float overflow can make them non-finite: the eager lookup then runs
     the loop, the compiled one is exact there too. Returns ``(z, (t_enc, t_cal) or None,
-    counts or None)``."""
+    counts or None)``. ``auto_size``: the potentials per call that ``compiled="auto"`` compares
+    with :data:`AUTO_COMPILE_MIN` (default: this layer's; :class:`~.executor.GraphModule`
+    passes its whole network's)."""
     v0 = parts[0]
     fast = lookup_tables(code, v0.dtype, v0.device) if _method(method) == "lookup" else None
     if compiled == "auto":
         compiled = False
-        if fast is not None and _auto(v0, fast):
+        if fast is not None and _auto(v0, fast, auto_size):
             kind = v0.device.type
             try:
                 out = _lookup_layer(fast, parts, True, times, counts)
