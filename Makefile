@@ -46,6 +46,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/cifar_brian.py
 	$(BIN)/python benchmarks/twin_vs_ann.py
 	$(BIN)/python benchmarks/compiled_program.py
+	$(BIN)/python benchmarks/distributed_scaling.py
+	$(BIN)/python benchmarks/readme_tables.py --readme README.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check scttfs_brian tests figures benchmarks analysis

@@ -119,9 +119,11 @@ def machine_scaling(graph=None, x=None, scale: float = 1.0) -> dict:
 
 
 def cluster(n: int):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    lc = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    from scttfs_brian.brian.distributed import local_cluster
+
+    lc = local_cluster(n)  # workers without Dask's MALLOC_TRIM_THRESHOLD_ (see its docstring)
     return lc, Client(lc, set_as_default=False)
 
 

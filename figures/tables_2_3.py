@@ -91,7 +91,8 @@ def _percent(x) -> float | None:
 def _method_label(key: str, T) -> str:
     """``"ttfs+ft@T8"`` -> ``"TTFS fine-tuned, T=8"`` (this project's demo keys)."""
     base, _, at = key.partition("@")
-    label = base.replace("+ft", " fine-tuned").replace("sc-ttfs", "SC-TTFS").replace("ttfs", "TTFS")
+    label = base.replace("+ft", " fine-tuned").replace("+bc", " bias-corrected")
+    label = label.replace("sc-ttfs", "SC-TTFS").replace("ttfs", "TTFS")
     window = at[1:] if at.startswith("T") else T
     return f"{label}, T={window}" if window is not None else label
 

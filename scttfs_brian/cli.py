@@ -69,13 +69,14 @@ def _threads(args: argparse.Namespace):
 # Commands
 # --------------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Train the digits CNN, convert it with SC-TTFS and TTFS (kernels from activation statistics),
-    fine-tune kernels + BN, simulate the test split in Brian2, check it spike for spike against the
-    torch twin, and report accuracy, latency, spikes and energy."""
+    """Train the digits CNN, convert it with SC-TTFS and TTFS (kernels from activation statistics,
+    and bias-corrected), fine-tune kernels + BN as the multi-seed study does, simulate the test split
+    in Brian2, check it spike for spike against the torch twin, and report agreement with the ANN,
+    accuracy, latency, spikes and energy, with the agreement at T next to the study's interval."""
     from .pipeline import run_demo
 
     options = ("epochs", "T", "fine_tune_epochs", "fine_tune_lr", "fine_tune_kernel_lr", "images", "copies",
-               "target", "seed", "sweep", "fine_tune_sweep")  # fmt: skip
+               "target", "seed", "sweep", "fine_tune_sweep", "study_results")  # fmt: skip
     try:
         config = DemoConfig.create(quick=args.quick, **{k: getattr(args, k) for k in options})
     except ValueError as err:
@@ -261,33 +262,34 @@ def _add_demo(sub) -> None:
         type=_positive_int,
         nargs="+",
         metavar="T",
-        help=f"windows of the accuracy-vs-T sweep (default {DEMO.sweep})",
+        help=f"windows of the agreement-vs-T sweep of the conversions without fine-tuning (default {DEMO.sweep})",
     )
     p.add_argument(
         "--fine-tune-sweep",
         type=_positive_int,
         nargs="*",
         metavar="T",
-        help="windows at which both codes are fine-tuned, each one of the --sweep (default: 2 3 4 for "
-        "SC-TTFS, 2 3 4 6 8 for TTFS, those in --sweep; T is always included)",
+        help="windows at which both codes are fine-tuned, in order, each starting from the one before; each "
+        f"one of the --sweep (default: the study's windows up to T, {' '.join(map(str, DEMO.fine_tune_sweep['sc-ttfs']))} "
+        "for T = 3, those in --sweep; T is always included)",
     )
     p.add_argument("--epochs", type=_positive_int, help=f"ANN training epochs (default {DEMO.epochs})")
     p.add_argument(
         "--fine-tune-epochs",
         type=_positive_int,
-        help=f"fine-tuning epochs (default {DEMO.fine_tune_epochs})",
+        help=f"fine-tuning epochs per window (default {DEMO.fine_tune_epochs}, the study's)",
     )
     p.add_argument(
         "--fine-tune-lr",
         type=_positive_float,
-        help=f"initial fine-tuning learning rate of BatchNorm (default {DEMO.fine_tune_lr}; the paper: 1e-5 "
-        "over 100 epochs)",
+        help=f"initial fine-tuning learning rate of BatchNorm (default {DEMO.fine_tune_lr}, the study's; the "
+        "paper: 1e-5 over 100 epochs)",
     )
     p.add_argument(
         "--fine-tune-kernel-lr",
         type=_positive_float,
-        help=f"learning rate of the kernels' alpha, beta, k (default {DEMO.fine_tune_kernel_lr}; see "
-        "scttfs_brian.training on why it is 10x smaller)",
+        help=f"learning rate of the kernels' alpha, beta, k (default {DEMO.fine_tune_kernel_lr}, the study's; see "
+        "scttfs_brian.training on why it is smaller)",
     )
     p.add_argument("--images", type=_positive_int, help="test images to simulate (default: all 450)")
     p.add_argument("--copies", type=_positive_int, help=f"Brian2 network copies (default {DEMO.copies})")
@@ -297,6 +299,12 @@ def _add_demo(sub) -> None:
         help="Brian2 code generation target (default numpy)",
     )
     p.add_argument("--seed", type=int, help="seed of the weights and the shuffling (default 0)")
+    p.add_argument(
+        "--study-results",
+        metavar="JSON",
+        help="the multi-seed study's results to compare with (default analysis/results/digits_study.json "
+        "of the repository)",
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -403,9 +411,12 @@ def _add_study(sub) -> None:
         help="the multi-seed study: agreement with the ANN over seeds, codes and T (writes JSON + markdown)",
         description="Train the digits ANN for each seed, convert it (SC-TTFS and TTFS; kernels from activations, "
         "bias-corrected, fine-tuned) over a sweep of T, check one network per seed in Brian2 spike for spike, "
-        "and write the runs and a summary with intervals. Resumes where it stopped.",
+        "and write the runs and a summary with intervals. Each ANN, conversion, fine-tuning sweep and Brian2 check "
+        "is a Dask task (a local cluster of 2 processes by default). Run the same command again to resume where it "
+        "stopped.",
     )
-    study.add_arguments(p)
+    study.add_arguments(p)  # --scheduler ADDRESS | --workers N (default 2): where its tasks run
+    p.add_argument("--debug", action="store_true", help="show the traceback of a failure (default: one line)")
     p.set_defaults(func=cmd_study)
 
 
@@ -487,11 +498,12 @@ def exit_code(args: argparse.Namespace, err: BaseException, *, interrupted: bool
     pressed during the command: ``interrupted``); 2: a usage error; 1: anything else."""
     prog = f"scttfs {args.command}"
     if interrupted or any(isinstance(e, KeyboardInterrupt) for e in _chain(err)):
-        hint = f" --run-dir {args.run_dir}" if getattr(args, "run_dir", None) else ""
-        print(
-            f"\n{prog}: interrupted; continue with `scttfs {args.command}{hint} --resume` (and the same options)",
-            file=sys.stderr,
-        )
+        if args.command == "study":  # the study resumes from its point files by itself
+            how = "run the same command again: finished points are kept"
+        else:
+            hint = f" --run-dir {args.run_dir}" if getattr(args, "run_dir", None) else ""
+            how = f"continue with `scttfs {args.command}{hint} --resume` (and the same options)"
+        print(f"\n{prog}: interrupted; {how}", file=sys.stderr)
         return 130
     if isinstance(err, UsageError):
         print(f"{prog}: error: {err}", file=sys.stderr)

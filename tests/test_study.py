@@ -1,11 +1,19 @@
 """The multi-seed study (scttfs_brian.pipeline.study) on a tiny configuration: what it writes,
-that an interrupted study resumes to the same JSON, and the summary's statistics."""
+that an interrupted study resumes to the same JSON, that a 2-process Dask cluster writes the
+numbers this process writes (a worker killed on the way), that a failing task ends the study
+with its reason, and the summary's statistics."""
 
 import json
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
+from distributed import Client
 
+from scttfs_brian import cli
+from scttfs_brian.pipeline.cluster import Task, local_cluster, run_tasks
 from scttfs_brian.pipeline.study import METHODS, StudyConfig, main, run_study
 from scttfs_brian.pipeline.study_summary import bootstrap_interval, smallest_lossless_T, summarize
 
@@ -72,13 +80,17 @@ def test_an_interrupted_study_resumes_to_the_same_json(finished, tmp_path):
     _, study = finished
     out, work = tmp_path / "study.json", tmp_path / "work"
 
+    finished_tasks = []
+
     def stop(what):
-        raise KeyboardInterrupt(what)
+        finished_tasks.append(what)
+        if len(finished_tasks) == 4:  # the ANN of seed 0, then three of its grid points
+            raise KeyboardInterrupt(what)
 
     with pytest.raises(KeyboardInterrupt):
         run_study(TINY, out, progress=False, workers=1, work_dir=work, command=COMMAND, on_point=stop)
     partial = json.loads(out.read_text())
-    assert 0 < len(partial["runs"]) < len(study["runs"])
+    assert finished_tasks[0] == "seed 0 ANN" and len(partial["runs"]) == 3
     resumed = run_study(TINY, out, progress=False, workers=1, work_dir=work, command=COMMAND)
     assert without_timings(resumed) == without_timings(study)
 
@@ -122,6 +134,11 @@ def test_main_parses_ranges(monkeypatch, tmp_path):
     )
     assert seen["config"].seeds == (0, 1, 2, 7) and seen["config"].windows == (1, 2, 3)
     assert seen["command"].endswith("--seeds 0-2,7 --windows 1-3 --no-progress")
+    assert (seen["workers"], seen["client"]) == (2, None)  # a LocalCluster of 2, made by run_study
+    assert main(["--out", str(tmp_path / "s.json"), "--workers", "1"]) == 0
+    assert (seen["workers"], seen["client"]) == (1, None)  # in this process
+    with pytest.raises(SystemExit):
+        main(["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"])
 
 
 def test_summary_statistics():
@@ -141,11 +158,91 @@ def test_summary_statistics():
     assert {(r["T"], r["agreement"]["min"]) for r in rows} == {(2, 0.99), (3, 1.0)}
 
 
-def test_two_worker_processes_write_what_one_process_writes(tmp_path):
-    config = StudyConfig(
-        **{**TINY.__dict__, "seeds": (0,), "codes": ("ttfs",), "windows": (2,), "brian_images": 0}
-    )
-    kw = {"progress": False, "command": COMMAND}
-    one = run_study(config, tmp_path / "a.json", workers=1, work_dir=tmp_path / "a", **kw)
-    two = run_study(config, tmp_path / "b.json", workers=2, work_dir=tmp_path / "b", **kw)
-    assert without_timings(one) == without_timings(two) and len(two["runs"]) == 3
+def test_tasks_run_after_what_they_name():
+    done = []
+    tasks = [
+        Task("a", pow, (2, 3)),
+        Task("b", pow, (3, 2), after=("a",)),
+        Task("c", abs, (-1,), after=("a", "b")),
+    ]
+    assert run_tasks(tasks, on_done=lambda t, r: done.append((t.name, r))) == {"a": 8, "b": 9, "c": 1}
+    assert done == [("a", 8), ("b", 9), ("c", 1)]  # without a client: here, in their order
+    with pytest.raises(ValueError, match="'b' runs after \\['c'\\], which are not listed before it"):
+        run_tasks([Task("b", abs, (1,), after=("c",)), Task("c", abs, (1,))])
+    with pytest.raises(ValueError, match="unique"):
+        run_tasks([Task("a", abs, (1,)), Task("a", abs, (2,))])
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes of one thread; not the default client (the study gets it passed)."""
+    with local_cluster(2) as cluster, Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+def at_T2_of_seed0(study):
+    return [r for r in study["runs"] if (r["seed"], r["T"]) == (0, 2)]
+
+
+def test_a_dask_cluster_writes_the_numbers_of_one_process(finished, client, tmp_path):
+    """Seed 0 at T = 2 on 2 worker processes: the ANN, four conversions, two fine-tuning sweeps
+    and a Brian2 check as Dask tasks. The runs are those of the in-process study (T = 2 is the
+    first window of its sweeps, so the same networks), number for number."""
+    _, study = finished
+    config = StudyConfig(**{**TINY.__dict__, "seeds": (0,), "windows": (2,), "brian_images": 2})
+    done = []
+    two = run_study(
+        config, tmp_path / "s.json", progress=False, client=client, work_dir=tmp_path / "w", command=COMMAND,
+        on_point=done.append,
+    )  # fmt: skip
+    assert done[0] == "seed 0 ANN" and len(done) == 8
+    assert two["runs"] == at_T2_of_seed0(study) and len(two["runs"]) == 6
+    (check,) = two["brian_checks"]
+    assert check["identical"] and (check["code"], check["method"], check["T"], check["inputs"]) == (
+        "sc-ttfs", "fine-tuned", 2, 2,
+    )  # fmt: skip
+    invocation = two["timings"]["invocations"][-1]
+    assert invocation["workers"] == 2 and invocation["scheduler"] == client.scheduler.address
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_the_study_loses_nothing(finished, client, tmp_path):
+    """One of the 2 workers is killed (SIGKILL, as an out-of-memory kill would) once the ANN is
+    trained, while the tasks it unblocked run: Dask recomputes the lost tasks on the other
+    worker and on the one its nanny starts, and the runs are still those of one process."""
+    _, study = finished
+    config = StudyConfig(**{**TINY.__dict__, "seeds": (0,), "windows": (2,), "brian_images": 0})
+    client.wait_for_workers(2, timeout=60)
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_a_worker(what):
+        if not killed:
+            time.sleep(0.5)  # the workers start the tasks that the ANN unblocked
+            killed.append(pids[0])
+            os.kill(pids[0], signal.SIGKILL)
+
+    run = run_study(
+        config, tmp_path / "s.json", progress=False, client=client, work_dir=tmp_path / "w", command=COMMAND,
+        on_point=kill_a_worker,
+    )  # fmt: skip
+    assert killed and killed[0] not in set(client.run(os.getpid).values())
+    assert run["runs"] == at_T2_of_seed0(study)
+    client.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.parametrize("where", ["in-process", "cluster"])
+def test_a_failing_task_ends_the_study_with_its_reason(where, client, tmp_path, capsys):
+    """A corrupt ANN checkpoint in the work directory: every task of the seed fails reading it;
+    the command ends at once with that reason on one line (exit code 1), on the cluster too."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "ann-seed0.pt").write_bytes(b"not a checkpoint")
+    cluster = ["--workers", "1"] if where == "in-process" else ["--scheduler", client.scheduler.address]
+    argv = ["study", "--out", str(tmp_path / "s.json"), "--work-dir", str(work), "--seeds", "0"]
+    argv += ["--windows", "2", "--no-fine-tuning", "--brian-images", "0", "--no-progress", *cluster]
+    t0 = time.perf_counter()
+    assert cli.main(argv) == 1
+    assert time.perf_counter() - t0 < 60
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scttfs study: error:") and "ann-seed0.pt" in err[0], err

@@ -30,6 +30,7 @@ from scttfs_brian.training import (
     trainable_parameters,
     validation_split,
     with_window,
+    without_validation,
 )
 
 
@@ -295,6 +296,17 @@ def test_validation_split_is_stratified_disjoint_and_seeded(digits):
     assert not np.array_equal(val, validation_split(digits, 0.2, seed=4)[1])
     with pytest.raises(ValueError, match="validation fraction"):
         validation_split(digits, 1.5)
+
+
+def test_without_validation_is_the_training_split_less_the_validation_images(digits):
+    train, val = validation_split(digits, 0.2, seed=3)
+    rest = without_validation(digits, 0.2, seed=3)
+    assert len(rest.y_train) == len(train) == len(digits.y_train) - len(val) == 1078
+    assert torch.equal(rest.x_train, digits.x_train[train]) and torch.equal(rest.y_train, digits.y_train[train])
+    assert rest.x_test is digits.x_test and rest.y_test is digits.y_test
+    # no image of the validation split is left in it (the digits have no duplicate images)
+    flat = rest.x_train.flatten(1)
+    assert not any(bool((flat == v).all(1).any()) for v in digits.x_train[val].flatten(1))
 
 
 class _TestSplitRead(torch.Tensor):

@@ -73,12 +73,14 @@ TRAIN_KEYS = (
     "batch_size",
     "weight_decay",
     "seed",
+    "holdout",
 )
 
 #: The settings the demo shares with the study (:class:`~.study.StudyConfig` fields); when one
 #: differs, the comparison with the study says so.
-_STUDY_KEYS = ("epochs", "lr", "model_kwargs", "calibration_images", "fine_tune_epochs", "fine_tune_lr",
-               "fine_tune_kernel_lr", "layer_weight", "validation")  # fmt: skip
+_STUDY_KEYS = ("epochs", "lr", "model_kwargs", "ann_holdout", "calibration_images", "fine_tune_epochs",
+               "fine_tune_lr", "fine_tune_kernel_lr", "fine_tune_weight_lr", "layer_weight",
+               "validation")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,11 @@ class DemoConfig:
     fine_tune_epochs: int = _STUDY.fine_tune_epochs
     fine_tune_lr: float = _STUDY.fine_tune_lr
     fine_tune_kernel_lr: float = _STUDY.fine_tune_kernel_lr
+    fine_tune_weight_lr: float | None = _STUDY.fine_tune_weight_lr
     layer_weight: float = _STUDY.layer_weight
     validation: float = _STUDY.validation
+    #: train the ANN without the validation split (as the study does)
+    ann_holdout: bool = _STUDY.ann_holdout
     #: test images to evaluate and simulate (None: all 450)
     images: int | None = None
     #: Brian2 network copies and code generation target
@@ -155,6 +160,11 @@ class DemoConfig:
     def to_dict(self) -> dict:
         """The ``demo`` section of ``config.json``."""
         return to_json(dataclasses.asdict(self))
+
+    @property
+    def holdout(self) -> float | None:
+        """The fraction of training images the ANN does not see (the validation split), or None."""
+        return self.validation if self.ann_holdout else None
 
     def train_config(self) -> dict:
         """The ``train`` section of ``config.json``."""
@@ -510,7 +520,7 @@ def run_demo(config: DemoConfig, run: Run) -> DemoOutcome:
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()  # 0. the ANN, and its outputs: the reference of every SNN
-    ann = train_stage(run, dataclasses.asdict(config), ds)
+    ann = train_stage(run, {**dataclasses.asdict(config), "holdout": config.holdout}, ds)
     ann_acc = evaluate(ann, x_test, y_test)
     reference = ann_outputs(ann, x_test)
     timings["ann"] = time.perf_counter() - t0

@@ -129,9 +129,14 @@ def _resume_state(run: Run, ckpt: str, what: str) -> dict | None:
 
 def train_stage(run: Run, cfg: dict, ds, *, stage: str = "ann") -> Any:
     """Train the ANN (checkpoint every epoch, resume from the last) -> ``ann.pt``; return the model
-    in eval mode. ``cfg`` holds the keys of the ``train`` configuration section."""
+    in eval mode. ``cfg`` holds the keys of the ``train`` configuration section; with ``holdout``
+    (a fraction, optional) the ANN is trained without the validation split that fine-tuning
+    selects on (:func:`~scttfs_brian.training.without_validation`, same ``seed``)."""
     from ..conversion import load_state_dict
-    from ..training import evaluate, train_ann
+    from ..training import evaluate, train_ann, without_validation
+
+    holdout = cfg.get("holdout")
+    train_ds = ds if holdout is None else without_validation(ds, holdout, cfg["seed"])
 
     model = build_ann(cfg["model"], ds.num_classes, cfg["model_kwargs"], cfg["seed"], ds.input_shape[0],
                       input_shape=ds.input_shape)  # fmt: skip
@@ -139,9 +144,12 @@ def train_stage(run: Run, cfg: dict, ds, *, stage: str = "ann") -> Any:
 
     def train() -> None:
         resume_from = _resume_state(run, ckpt, "ANN training")
+        if holdout is not None:
+            run.log(f"  training on {len(train_ds.y_train)} of {len(ds.y_train)} training images "
+                    f"(the validation split, {holdout:g}, held out)")  # fmt: skip
         history = train_ann(
             model,
-            ds,
+            train_ds,
             epochs=cfg["epochs"],
             lr=cfg["lr"],
             optimizer=cfg["optimizer"],
@@ -156,6 +164,8 @@ def train_stage(run: Run, cfg: dict, ds, *, stage: str = "ann") -> Any:
         run.save_torch("ann.pt", model.state_dict())
 
     settings = {k: cfg[k] for k in TRAIN_SETTINGS}
+    if holdout is not None:
+        settings["holdout"] = holdout
     run.stage(stage, ["ann_history.json", "ann.pt"], train, settings=settings)
     load_state_dict(model, run.path("ann.pt"))
     model.eval()
@@ -214,8 +224,8 @@ def calibration_set(ds, count: int, validation: float | None, seed: int):
 
 
 #: The keys of a configuration that :func:`fine_tune_window_stage` reads.
-WINDOW_SETTINGS = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_kernel_lr", "layer_weight", "validation",
-                   "calibration_images", "seed")  # fmt: skip
+WINDOW_SETTINGS = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_kernel_lr", "fine_tune_weight_lr",
+                   "layer_weight", "validation", "calibration_images", "seed")  # fmt: skip
 
 
 def fine_tune_window_stage(run: Run, ann, ds, kind: str, T: int, cfg: dict, previous=None):
@@ -257,6 +267,7 @@ def fine_tune_window_stage(run: Run, ann, ds, kind: str, T: int, cfg: dict, prev
             epochs=cfg["fine_tune_epochs"],
             lr=cfg["fine_tune_lr"],
             kernel_lr=cfg["fine_tune_kernel_lr"],
+            weight_lr=cfg["fine_tune_weight_lr"],
             layer_weight=cfg["layer_weight"],
             validation=cfg["validation"],
             seed=cfg["seed"],

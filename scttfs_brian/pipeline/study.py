@@ -1,14 +1,15 @@
 """The multi-seed digits study: conversion and fine-tuning over seeds, codes and windows.
 
 For each seed the study trains the digits CNN (:class:`~scttfs_brian.models.DigitsCNN`, initial
-weights and shuffling from the seed), then for each code (SC-TTFS, TTFS) and window ``T``:
+weights and shuffling from the seed; without the validation split that fine-tuning selects on,
+:func:`~scttfs_brian.training.without_validation`), then for each code (SC-TTFS, TTFS) and window ``T``:
 
 * ``method="activations"``: kernels fitted to the ANN's activations
   (:func:`~scttfs_brian.training.init_codes`), no fine-tuning: the conversion as it was;
 * ``method="bias-corrected"``: the same kernels and the bias correction of the expected
   quantization error (:func:`~scttfs_brian.training.bias_corrected`), no fine-tuning;
-* ``method="fine-tuned"``: distillation fine-tuning with model selection on a validation split of
-  the training images, each window started from its neighbour
+* ``method="fine-tuned"``: distillation fine-tuning (kernels, BatchNorm and weights) with model
+  selection on a validation split of the training images, each window started from its neighbour
   (:func:`~scttfs_brian.training.fine_tune_windows`).
 
 Every network is converted (BatchNorm folded, eq. 24) and run on the 450 test images by the torch
@@ -26,6 +27,18 @@ as hex, for the intervals over images); fine-tuned entries add ``start`` (the ne
 started from), ``selected_epoch`` and its ``validation_agreement``. ``brian_checks`` holds one
 :meth:`~scttfs_brian.results.Agreement.to_dict` per seed.
 
+**Execution.** The work is a set of tasks (:func:`~scttfs_brian.pipeline.cluster.run_tasks`):
+per seed the ANN's training; per (seed, code, ``T``) each conversion without fine-tuning
+(``activations``, ``bias-corrected``); per (seed, code) the fine-tuning sweep, one task because
+it is sequential in ``T`` by design (each window starts from the network of the previous one);
+per seed the Brian2 check, after the sweep of the network it checks. ``workers=1`` runs them in
+this process; on a Dask cluster (``--workers N``: a ``LocalCluster`` of ``N`` processes, or
+``--scheduler ADDRESS``: a running one, docs/cluster.md) each is a Dask task with its inputs as
+dependencies. Every task sets torch to one thread itself (the numbers depend on the thread
+count), so the JSON is the same whatever runs it. The workers write into the work directory:
+on several machines it must be on a shared file system. A task that raises ends the study with
+its exception (the others are cancelled); one whose worker dies is recomputed by Dask.
+
 **Resume.** Each finished grid point is written to ``<work_dir>/points/`` and merged into the
 JSON (atomically: a temporary file, then ``os.replace``); trained ANNs and fine-tuned networks
 are kept in ``work_dir`` (default ``runs/<name of the JSON>``). Running the same command again
@@ -39,6 +52,7 @@ Run it with ``python -m scttfs_brian.pipeline.study --out analysis/results/digit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -46,7 +60,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,8 +88,12 @@ class StudyConfig:
         ``False``: the conversions without fine-tuning (both methods); ``True``: fine-tuning.
     epochs, lr : int, float
         ANN training (Adam, cosine annealing, batches of 64).
-    fine_tune_epochs, fine_tune_lr, fine_tune_kernel_lr, layer_weight, validation : ...
-        :func:`~scttfs_brian.training.fine_tune` (distillation).
+    fine_tune_epochs, fine_tune_lr, fine_tune_kernel_lr, fine_tune_weight_lr, layer_weight, validation : ...
+        :func:`~scttfs_brian.training.fine_tune` (distillation; ``fine_tune_weight_lr`` None: the
+        weights stay frozen, as in the paper).
+    ann_holdout : bool
+        Train the ANN without the validation split (so that model selection sees images as new to
+        the ANN as the test images; :func:`~scttfs_brian.training.without_validation`).
     calibration_images : int
         Training images for the kernels and the bias correction.
     brian_images : int
@@ -94,8 +111,10 @@ class StudyConfig:
     fine_tune_epochs: int = 20
     fine_tune_lr: float = 3e-2
     fine_tune_kernel_lr: float = 1e-2
+    fine_tune_weight_lr: float | None = 1e-3
     layer_weight: float = 1.0
     validation: float = 0.2
+    ann_holdout: bool = True
     calibration_images: int = 512
     brian_images: int = 100
     model_kwargs: dict = field(default_factory=dict)
@@ -144,8 +163,20 @@ def machine() -> dict:
     }
 
 
+def _where(client: Any) -> dict:
+    """:func:`machine` of where the tasks run: this process, or the cluster's workers (their CPU
+    models joined with ``" + "`` where they differ: the numbers can depend on the CPU)."""
+    if client is None:
+        return machine()
+    found = client.run(machine)
+    cpus = sorted({m["cpu"] for m in found.values()})
+    return {**found[min(found)], "cpu": " + ".join(cpus)}
+
+
 # --------------------------------------------------------------------------------------------
-# Work items (run in worker processes; each writes its results into the work directory)
+# Work items: one Dask task each (or one call in this process). Each writes its results into
+# the work directory, which every worker must see (the local disk for a LocalCluster, a shared
+# file system for workers on other machines).
 # --------------------------------------------------------------------------------------------
 def _key(seed: int, code: str, method: str, T: int) -> str:
     return f"seed{seed}-{code}-{method}-T{T}"
@@ -156,10 +187,25 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n"))
 
 
+def _one_torch_thread() -> None:
+    """Run torch on one thread in this process: the study's numbers depend on the thread count
+    (reductions split differently), and its tiny models gain nothing from more. Every task sets
+    it itself, in a Dask worker as in this process, whatever started the worker (so no worker
+    plugin is needed); a worker keeps it (two tasks of a multi-threaded worker would otherwise
+    restore each other's count under the other's feet)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _dataset():
     from ..data import digits
 
     return digits(normalize=True)
+
+
+def _ann_path(work: Path, seed: int) -> Path:
+    return work / f"ann-seed{seed}.pt"
 
 
 def _ann(config: StudyConfig, seed: int, work: Path, ds=None):
@@ -168,14 +214,16 @@ def _ann(config: StudyConfig, seed: int, work: Path, ds=None):
 
     from ..conversion import load_state_dict
     from ..models import DigitsCNN
-    from ..training import train_ann
+    from ..training import train_ann, without_validation
 
     torch.manual_seed(seed)
     model = DigitsCNN(**config.model_kwargs)
-    path = work / f"ann-seed{seed}.pt"
+    path = _ann_path(work, seed)
     if path.exists():
         return load_state_dict(model, path).eval()
     ds = ds or _dataset()
+    if config.ann_holdout:
+        ds = without_validation(ds, config.validation, seed)
     train_ann(model, ds, epochs=config.epochs, lr=config.lr, weight_decay=0.0, seed=seed, progress=False)
     atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
     return model.eval()
@@ -218,78 +266,155 @@ def _measure(snn, ds, reference) -> dict:
     }
 
 
-def _chain(config: StudyConfig, seed: int, code: str, work: str) -> str:
-    """All grid points of one (seed, code): conversions at every T, then the fine-tuning sweep
-    (resumed after its last saved window), then (for the checked code) the Brian2 check."""
+@dataclass
+class _Seed:
+    """What every grid point of a (seed, code) reads: the data, the seed's ANN, its outputs on
+    the test split (the reference), the calibration images, the fields common to its rows."""
+
+    config: StudyConfig
+    seed: int
+    code: str
+    work: Path
+    ds: Any
+    ann: Any
+    reference: Any
+    x_cal: Any
+    base: dict
+
+    @classmethod
+    def load(cls, config: StudyConfig, seed: int, code: str, work: str | Path) -> _Seed:
+        from ..training import ann_outputs, validation_split
+
+        work = Path(work)
+        ds = _dataset()
+        ann = _ann(config, seed, work, ds)
+        reference = ann_outputs(ann, ds.x_test)
+        base = {
+            "seed": seed,
+            "code": code,
+            "ann_accuracy": float((reference.argmax(1) == ds.y_test).double().mean()),
+        }
+        x_cal = ds.x_train[validation_split(ds, config.validation, seed)[0]][: config.calibration_images]
+        return cls(config, seed, code, work, ds, ann, reference, x_cal, base)
+
+    def point(self, method: str, T: int) -> Path:
+        return _point_path(self.work, _key(self.seed, self.code, method, T))
+
+    def record(self, method: str, T: int, net, **extra) -> None:
+        """Measure the network ``net`` (a spiking ANN or ``{layer: code}``) and write its point."""
+        metrics = _measure(_network(net, self.ann, self.ds), self.ds, self.reference)
+        row = {
+            **self.base,
+            "T": T,
+            "method": method,
+            "fine_tuned": method == "fine-tuned",
+            **metrics,
+            **extra,
+        }
+        _write_json(self.point(method, T), row)
+
+    def bias_corrected(self, T: int):
+        """The bias-corrected conversion at ``T`` (float64), as the study has always computed it:
+        on every calibration image when the study fine-tunes (the start network of
+        :func:`~scttfs_brian.training.fine_tune_windows`, identical), with
+        :func:`~scttfs_brian.training.bias_corrected`'s own image limit when it does not."""
+        import torch
+
+        from ..training import bias_corrected
+
+        limit = {"max_images": self.config.calibration_images} if True in self.config.fine_tuned else {}
+        return bias_corrected(self.ann, self.x_cal, T, self.code, dtype=torch.float64, **limit)
+
+
+def _point_path(work: Path, name: str) -> Path:
+    return Path(work) / "points" / f"{name}.json"
+
+
+def _state_path(work: Path, seed: int, code: str, T: int) -> Path:
+    return Path(work) / "states" / f"seed{seed}-{code}-T{T}.pt"
+
+
+def _train_task(config: StudyConfig, seed: int, work: str) -> str:
+    """Train the seed's ANN into ``work`` (the first task of a seed; the others read it)."""
+    _one_torch_thread()
+    _ann(config, seed, Path(work))
+    return f"seed {seed} ANN"
+
+
+def _conversion_task(config: StudyConfig, seed: int, code: str, method: str, T: int, work: str) -> str:
+    """One grid point without fine-tuning: kernels from activations, or bias-corrected."""
+    from ..training import init_codes
+
+    if not _point_path(Path(work), _key(seed, code, method, T)).exists():
+        _one_torch_thread()
+        s = _Seed.load(config, seed, code, work)
+        net = init_codes(s.ann, s.x_cal, T, code) if method == "activations" else s.bias_corrected(T)
+        s.record(method, T, net)
+    return f"seed {seed} {code} {method} T={T}"
+
+
+def _sweep_done(config: StudyConfig, seed: int, code: str, work: Path) -> int:
+    """How many windows of the (seed, code) fine-tuning sweep are finished (point and network
+    saved); the sweep is sequential, so the finished windows are a prefix of ``config.windows``."""
+    n = 0
+    for T in config.windows:
+        if not (
+            _point_path(work, _key(seed, code, "fine-tuned", T)).exists()
+            and _state_path(work, seed, code, T).exists()
+        ):
+            break
+        n += 1
+    return n
+
+
+def _sweep_task(config: StudyConfig, seed: int, code: str, work: str) -> str:
+    """The fine-tuning sweep of one (seed, code): one task, sequential in ``T`` by design.
+
+    Each window starts from the better (on the validation split) of its bias-corrected
+    conversion and the network fine-tuned at the window before
+    (:func:`~scttfs_brian.training.fine_tune_windows`), so window ``T`` cannot start before the
+    previous one has finished. After each window the task saves the network (``states/``) and
+    writes the point; run again (or recomputed after its worker died), it continues after its
+    last finished window from the saved network, which gives the uninterrupted numbers. The
+    bias-corrected points of the same windows are tasks of their own.
+    """
     import torch
 
-    from ..training import ann_outputs, bias_corrected, fine_tune_windows, init_codes, validation_split
+    from ..training import fine_tune_windows
 
-    work = Path(work)
-    ds = _dataset()
-    ann = _ann(config, seed, work, ds)
-    reference = ann_outputs(ann, ds.x_test)
-    base = {
-        "seed": seed,
-        "code": code,
-        "ann_accuracy": float((reference.argmax(1) == ds.y_test).double().mean()),
-    }
-    points = work / "points"
-
-    def done(method: str, T: int) -> bool:
-        return (points / f"{_key(seed, code, method, T)}.json").exists()
-
-    def record(method: str, T: int, net, **extra) -> None:
-        metrics = _measure(_network(net, ann, ds), ds, reference)
-        row = {**base, "T": T, "method": method, "fine_tuned": method == "fine-tuned", **metrics, **extra}
-        _write_json(points / f"{_key(seed, code, method, T)}.json", row)
-
-    x_cal = ds.x_train[validation_split(ds, config.validation, seed)[0]][: config.calibration_images]
-    if False in config.fine_tuned:
-        for T in config.windows:
-            if not done("activations", T):
-                record("activations", T, init_codes(ann, x_cal, T, code))
-    if True not in config.fine_tuned:
-        for T in config.windows:
-            if not done("bias-corrected", T):
-                record("bias-corrected", T, bias_corrected(ann, x_cal, T, code, dtype=torch.float64))
-        return _brian_check(config, seed, code, work, ann, ds)
-
-    # the sweep is sequential: the finished windows are a prefix
-    def complete(T: int) -> bool:
-        ok = done("fine-tuned", T) and _state_path(work, seed, code, T).exists()
-        return ok and (done("bias-corrected", T) or False not in config.fine_tuned)
-
-    n = 0
-    while n < len(config.windows) and complete(config.windows[n]):
-        n += 1
+    _one_torch_thread()
+    s = _Seed.load(config, seed, code, work)
+    n = _sweep_done(config, seed, code, s.work)
     todo = list(config.windows[n:])
+    if not todo:
+        return f"seed {seed} {code} fine-tuning sweep"
     previous = (
-        (config.windows[n - 1], _load_spiking(ann, code, work, seed, config.windows[n - 1])) if n else None
+        (config.windows[n - 1], _load_spiking(s.ann, code, s.work, seed, config.windows[n - 1]))
+        if n
+        else None
     )
     sweep = fine_tune_windows(
-        ann,
-        ds,
+        s.ann,
+        s.ds,
         todo,
         code,
-        previous=previous if todo else None,
+        previous=previous,
         calibration_images=config.calibration_images,
         epochs=config.fine_tune_epochs,
         lr=config.fine_tune_lr,
         kernel_lr=config.fine_tune_kernel_lr,
+        weight_lr=config.fine_tune_weight_lr,
         layer_weight=config.layer_weight,
         validation=config.validation,
         seed=seed,
         progress=False,
     )
-    for T, net, info in sweep if todo else ():
-        if False in config.fine_tuned:
-            record("bias-corrected", T, info["bias_corrected"])
+    for T, net, info in sweep:
         state = net.state_dict()
-        atomic_write(_state_path(work, seed, code, T), lambda tmp, s=state: torch.save(s, tmp))
+        atomic_write(_state_path(s.work, seed, code, T), lambda tmp, st=state: torch.save(st, tmp))
         history = info["history"]
         selected = history["selected_epoch"]
-        record(
+        s.record(
             "fine-tuned",
             T,
             net,
@@ -297,11 +422,7 @@ def _chain(config: StudyConfig, seed: int, code: str, work: str) -> str:
             selected_epoch=selected,
             validation_agreement=history["validation_agreement"][selected],
         )
-    return _brian_check(config, seed, code, work, ann, ds)
-
-
-def _state_path(work: Path, seed: int, code: str, T: int) -> Path:
-    return work / "states" / f"seed{seed}-{code}-T{T}.pt"
+    return f"seed {seed} {code} fine-tuning sweep"
 
 
 def _load_spiking(ann, code: str, work: Path, seed: int, T: int):
@@ -323,37 +444,80 @@ def _load_spiking(ann, code: str, work: Path, seed: int, T: int):
     return net.eval()
 
 
-def _brian_check(config: StudyConfig, seed: int, code: str, work: Path, ann, ds) -> str:
-    """Brian2 vs the torch engine, spike for spike, on the study's largest network (once per seed)."""
-    import torch
+def _brian_task(config: StudyConfig, seed: int, work: str) -> str:
+    """Brian2 vs the torch engine, spike for spike, on the study's largest network (once per
+    seed; after the sweep that produced it)."""
+    from ..brian.distributed import BRIAN_LOCK, import_brian2
 
-    c_code, method, T = config.check
-    path = work / "points" / f"brian-seed{seed}.json"
-    if code != c_code or not config.brian_images or path.exists():
-        return f"seed {seed} {code}"
-    x = ds.x_test[: config.brian_images].double()
-    if method == "fine-tuned":
-        net = _load_spiking(ann, code, work, seed, T)
-    else:
-        from ..training import bias_corrected, validation_split
-
-        x_cal = ds.x_train[validation_split(ds, config.validation, seed)[0]][: config.calibration_images]
-        net = bias_corrected(ann, x_cal, T, code, dtype=torch.float64)
-    snn = _network(net, ann, ds)
-    t0 = time.perf_counter()
-    brian = snn.simulate(x, backend="brian2", record=True, progress=False)
-    seconds = time.perf_counter() - t0
+    code, method, T = config.check
+    path = _point_path(Path(work), f"brian-seed{seed}")
+    if path.exists():
+        return f"seed {seed} Brian2 check"
+    _one_torch_thread()
+    s = _Seed.load(config, seed, code, work)
+    x = s.ds.x_test[: config.brian_images].double()
+    net = _load_spiking(s.ann, code, s.work, seed, T) if method == "fine-tuned" else s.bias_corrected(T)
+    snn = _network(net, s.ann, s.ds)
+    import_brian2()  # (in a worker's thread: see import_brian2)
+    with BRIAN_LOCK:  # Brian2's device and preferences are global: one run per process at a time
+        t0 = time.perf_counter()
+        brian = snn.simulate(x, backend="brian2", record=True, progress=False)
+        seconds = time.perf_counter() - t0
     check = brian.compare(snn.simulate(x, backend="torch", record=True)).to_dict()
     check.update(seed=seed, code=code, method=method, T=T, images=len(x))
     _write_json(path, check)
-    _write_json(work / "points" / f"brian-seed{seed}.time.json", {"seconds": seconds})
-    return f"seed {seed} {code} + Brian2"
+    _write_json(_point_path(s.work, f"brian-seed{seed}.time"), {"seconds": seconds})
+    return f"seed {seed} Brian2 check"
 
 
-def _worker_init() -> None:
-    import torch
+def _expected_points(config: StudyConfig) -> list[str]:
+    """The names of the point files a finished study has (``points/<name>.json``)."""
+    names = [
+        _key(seed, code, method, T)
+        for seed in config.seeds
+        for code in config.codes
+        for method in config.methods
+        for T in config.windows
+    ]
+    return names + ([f"brian-seed{seed}" for seed in config.seeds] if config.brian_images else [])
 
-    torch.set_num_threads(1)  # tiny models: one thread each; results depend on the count
+
+def _tasks(config: StudyConfig, work: Path) -> list:
+    """The study's work that is not done yet, as tasks in an order a single process can run.
+
+    Per seed: the ANN (unless trained already), then per code every point without fine-tuning
+    (a task each) and the fine-tuning sweep (one task), then the Brian2 check (after the sweep
+    of the network it checks). On a cluster the ANNs go first, then the sweeps (the long
+    tasks), the Brian2 checks and the short conversions (priorities)."""
+    from .cluster import Task
+
+    w = str(work)
+    tasks = []
+    for seed in config.seeds:
+        train = f"seed{seed}-ann"
+        need = () if _ann_path(work, seed).exists() else (train,)
+        todo, sweeps = [], {}
+        for code in config.codes:
+            for method in config.methods:
+                if method == "fine-tuned":
+                    if _sweep_done(config, seed, code, work) < len(config.windows):
+                        sweeps[code] = f"seed{seed}-{code}-fine-tuning-sweep"
+                        todo.append(
+                            Task(sweeps[code], _sweep_task, (config, seed, code, w), need, priority=2)
+                        )
+                    continue
+                for T in config.windows:
+                    if not _point_path(work, _key(seed, code, method, T)).exists():
+                        args = (config, seed, code, method, T, w)
+                        todo.append(Task(_key(seed, code, method, T), _conversion_task, args, need))
+        code, method, _ = config.check
+        if config.brian_images and not _point_path(work, f"brian-seed{seed}").exists():
+            after = need + ((sweeps[code],) if code in sweeps and method == "fine-tuned" else ())
+            todo.append(Task(f"seed{seed}-brian2", _brian_task, (config, seed, w), after, priority=1))
+        if todo and need:
+            tasks.append(Task(train, _train_task, (config, seed, w), priority=3))
+        tasks += todo
+    return tasks
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,12 +579,21 @@ def run_study(
     progress: bool = True,
     *,
     workers: int = 2,
+    client: Any = None,
     work_dir: str | os.PathLike | None = None,
     command: str | None = None,
     summary_path: str | os.PathLike | None = None,
     on_point: Callable[[str], None] | None = None,
 ) -> dict:
     """Run (or resume) the study and write ``out_path`` (JSON) and its markdown summary.
+
+    The work is a set of tasks (:func:`~scttfs_brian.pipeline.cluster.run_tasks`): per seed the
+    ANN's training; per (seed, code, method, ``T``) without fine-tuning one conversion; per
+    (seed, code) the fine-tuning sweep (one task: each window starts from the previous one); per
+    seed the Brian2 check, after the sweep it checks. On a Dask cluster each is a Dask task, its
+    inputs as dependencies; every task writes its points into the work directory and the JSON
+    is merged from them as tasks finish. Whatever runs them, the JSON is the same (``timings``
+    aside): every task runs torch on one thread.
 
     Parameters
     ----------
@@ -429,9 +602,13 @@ def run_study(
         The JSON; if it exists, its configuration must match (seeds may be added) and its runs are
         kept.
     progress : bool
-        A progress bar over the finished (seed, code) sweeps.
+        A progress bar over the grid points and Brian2 checks.
     workers : int
-        Processes, each with one torch thread (1: in this process).
+        Without ``client``: 1 runs the tasks one after the other in this process (no Dask); ``N``
+        > 1 starts a Dask ``LocalCluster`` of ``N`` single-threaded worker processes for this call.
+    client : distributed.Client, optional
+        Run on this Dask cluster instead (``workers`` is ignored). Its workers must see
+        ``work_dir`` (a shared file system) and have this package installed.
     work_dir : path, optional
         Trained networks and finished points (default ``runs/<stem of out_path>``).
     command : str, optional
@@ -439,77 +616,74 @@ def run_study(
     summary_path : path, optional
         The markdown summary (default ``out_path`` with ``.md``).
     on_point : callable, optional
-        Called with a description after each finished work item (tests interrupt here).
+        Called with a description after each finished task (tests interrupt here).
 
     Returns
     -------
     dict
         The study as written.
+
+    Raises
+    ------
+    Exception
+        The first failing task's own exception (the other tasks are cancelled; what finished is
+        kept and merged into the JSON, so running again continues).
     """
     from ..training import LOSSLESS_AGREEMENT
+    from .cluster import client_from_options, run_tasks
     from .study_summary import write_summary
 
+    if client is None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer (got {workers!r}); 1 runs in this process")
     out = Path(out_path)
-    work = Path(work_dir) if work_dir is not None else Path("runs") / out.stem
+    work = (Path(work_dir) if work_dir is not None else Path("runs") / out.stem).resolve()
     (work / "points").mkdir(parents=True, exist_ok=True)
     old = _load(out, config)
     t0 = time.perf_counter()
     meta = {
-        "machine": machine(),
         "command": command or " ".join(["python -m scttfs_brian.pipeline.study", *sys.argv[1:]]),
         "lossless_agreement": LOSSLESS_AGREEMENT,
         "test_images": len(_dataset().x_test),
     }
-    jobs = [(seed, code) for seed in config.seeds for code in config.codes]
+    expected = [_point_path(work, name) for name in _expected_points(config)]
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), disable=not progress, desc="study (seed, code) sweeps", unit="sweep")
-    if workers <= 1:
-        import torch
+    bar = tqdm(total=len(expected), disable=not progress, desc="study points", unit="point")
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+    def show() -> None:
+        _merge(out, config, work, old, meta)
+        bar.update(sum(p.exists() for p in expected) - bar.n)
+
+    def finished(task, what: str) -> None:
+        show()
+        if on_point is not None:
+            on_point(what)
+
+    import torch
+
+    threads, given = torch.get_num_threads(), client
+    with contextlib.ExitStack() as stack:
+        stack.callback(torch.set_num_threads, threads)  # the tasks set one thread when run here
+        if client is None and workers > 1:
+            client = stack.enter_context(client_from_options(None, workers))
+        meta["machine"] = _where(client)
+        invocation = {"workers": 1 if client is None else len(client.scheduler_info()["workers"])}
+        if given is not None:
+            invocation["scheduler"] = given.scheduler.address
+        show()
         try:
-            for seed, code in jobs:
-                what = _chain(config, seed, code, str(work))
-                _merge(out, config, work, old, meta)
-                bar.update(1)
-                if on_point is not None:
-                    on_point(what)
+            run_tasks(_tasks(config, work), client, on_done=finished, on_wait=show, prefix="study")
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep what finished in the JSON
+                show()
+            raise
         finally:
-            torch.set_num_threads(threads)
-    else:
-        _parallel(config, jobs, work, workers, lambda: _merge(out, config, work, old, meta), bar, on_point)
-    bar.close()
-    meta["invocation"] = {"wall_s": time.perf_counter() - t0, "workers": workers}
+            bar.close()
+    meta["invocation"] = {"wall_s": time.perf_counter() - t0, **invocation}
     _merge(out, config, work, old, meta)
     study = json.loads(out.read_text())
     write_summary(study, Path(summary_path) if summary_path else out.with_suffix(".md"))
     return study
-
-
-def _parallel(config, jobs, work: Path, workers: int, merge, bar, on_point) -> None:
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-        # the ANNs first (one per seed), so that the two codes of a seed do not both train it
-        anns = [pool.submit(_train_only, config, seed, str(work)) for seed in config.seeds]
-        for f in anns:
-            f.result()
-        pending = {pool.submit(_chain, config, seed, code, str(work)) for seed, code in jobs}
-        while pending:
-            finished, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
-            merge()
-            for f in finished:
-                what = f.result()
-                bar.update(1)
-                if on_point is not None:
-                    on_point(what)
-
-
-def _train_only(config: StudyConfig, seed: int, work: str) -> None:
-    _ann(config, seed, Path(work))
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,7 +712,13 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs)
     p.add_argument("--no-fine-tuning", action="store_true", help="conversions only")
     p.add_argument("--brian-images", type=int, default=d.brian_images, help="test images of the Brian2 check")
-    p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each (default 2)")
+    from .cluster import add_cluster_arguments
+
+    add_cluster_arguments(
+        p,
+        workers_help="run on a local Dask cluster of N worker processes, one torch thread each "
+        "(default 2; 1: in this process, without Dask)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -563,15 +743,19 @@ def run_from_args(args: argparse.Namespace, command: str) -> dict:
         fine_tune_epochs=args.fine_tune_epochs,
         brian_images=args.brian_images,
     )
-    study = run_study(
-        config,
-        args.out,
-        progress=not args.no_progress,
-        workers=args.workers,
-        work_dir=args.work_dir,
-        command=command,
-        summary_path=args.summary,
-    )
+    from .cluster import client_from_options
+
+    with client_from_options(args.scheduler, None) as client:  # --workers N: run_study's own cluster
+        study = run_study(
+            config,
+            args.out,
+            progress=not args.no_progress,
+            workers=2 if args.workers is None else args.workers,
+            client=client,
+            work_dir=args.work_dir,
+            command=command,
+            summary_path=args.summary,
+        )
     print(
         f"{len(study['runs'])} runs -> {args.out}; summary -> {args.summary or Path(args.out).with_suffix('.md')}"
     )

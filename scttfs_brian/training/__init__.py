@@ -24,6 +24,7 @@ from .fine_tune import (
     fine_tune,
     fine_tune_windows,
     validation_split,
+    without_validation,
 )
 from .spiking import KERNEL_MIN, init_codes, spike_times, spiking_ann, trainable_parameters, with_window
 
@@ -44,6 +45,7 @@ __all__ = [
     "fine_tune",
     "fine_tune_windows",
     "validation_split",
+    "without_validation",
     "OBJECTIVES",
     "PAPER_FINE_TUNE_LR",
     "FINE_TUNE_LR",

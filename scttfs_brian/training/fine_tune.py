@@ -2,9 +2,11 @@ r"""Fine-tuning of the spiking ANN (section 3.4), aimed at reproducing the ANN.
 
 **What is trained.** The kernels ``alpha, beta, k`` of every spiking layer (gradients of eqs.
 21-23, straight-through to the potentials, see :class:`~scttfs_brian.torch.SpikingActivation`)
-and the BatchNorm ``gamma, beta``; weights, biases and the BatchNorm running statistics are
-frozen (the running statistics are folded into the weights by eq. 24). Adam, cosine annealing of
-the learning rate per step, ``alpha`` and ``k`` clamped to ``>= KERNEL_MIN`` after each step.
+and the BatchNorm ``gamma, beta``, as in the paper; with ``weight_lr`` also the weights and biases
+of the conv / linear layers (quantization-aware distillation; the study's setting, see below).
+The BatchNorm running statistics stay frozen (they are folded into the weights by eq. 24). Adam,
+cosine annealing of the learning rate per step, ``alpha`` and ``k`` clamped to ``>= KERNEL_MIN``
+after each step.
 
 **Objective: what differs from the paper, and why.** The paper trains on the labels with the
 cross-entropy of eq. 20, 100 epochs at ``lr = 1e-5`` on CIFAR. Here the default objective is
@@ -29,6 +31,16 @@ from the better (on the validation split) of the bias-corrected conversion at ``
 (:func:`~scttfs_brian.training.bias_corrected`) and the network fine-tuned at the previous ``T``
 of the sweep, run with the longer window (:func:`~scttfs_brian.training.with_window`): what was
 learnt at a shorter window is not lost, so agreement does not fall as ``T`` grows.
+
+**Weights, and the ANN's validation split.** Kernels and BatchNorm alone left the digits CNN at
+T = 3 a few test images from the ANN (agreement 98.2-99.8 % over seeds): the output error that
+remains is spread over every weight of a layer, which BatchNorm's per-channel scale and shift
+cannot undo. Training the weights too (``weight_lr=1e-3``, a tenth of the kernels' rate at most)
+lowered the mean ``|output - ANN output|`` at T = 3 by about a tenth and made the agreement at
+T = 3 >= 99.5 % in 4 of 4 tuning seeds (100-103, never used by the study) against 2 of 4 without.
+Model selection only works if the validation images are as new to the ANN as test images are:
+train the ANN on :func:`without_validation` (the study and the demo do). On images the ANN was
+trained on, its margins are large and every epoch agreed on all of them.
 
 **Learning rates.** The kernels learn 10x slower than BatchNorm by default (``kernel_lr = lr /
 10``). Eqs. 21-23 differentiate the decoded value ``theta(t)`` at *fixed* spike times, so they do
@@ -71,6 +83,7 @@ __all__ = [
     "fine_tune",
     "fine_tune_windows",
     "validation_split",
+    "without_validation",
     "OBJECTIVES",
     "PAPER_FINE_TUNE_LR",
     "FINE_TUNE_LR",
@@ -102,6 +115,23 @@ def validation_split(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[
     val = np.sort(np.concatenate(val))
     train = np.setdiff1d(np.arange(len(y)), val)
     return train, val
+
+
+def without_validation(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """``dataset`` less the training images :func:`validation_split` holds out for model
+    selection (same ``fraction`` and ``seed``); the test split is unchanged.
+
+    Train the ANN on this when the spiking network will be fine-tuned with that validation split:
+    the validation images are then as new to the ANN as the test images are, so the agreement
+    measured on them (the model selection) sees the ANN's uncertain cases. On images the ANN was
+    trained on, its margins are large and every epoch agrees on nearly all of them (in the digits
+    study, 100 % on 270 validation images while the test agreement moved between 98.2 and 99.8 %).
+    """
+    import dataclasses
+
+    train, _ = validation_split(dataset, fraction, seed)
+    idx = torch.from_numpy(train)
+    return dataclasses.replace(dataset, x_train=dataset.x_train[idx], y_train=dataset.y_train[idx])
 
 
 @torch.no_grad()
