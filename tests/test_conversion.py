@@ -420,6 +420,97 @@ def test_auto_codes_fit_the_activations(kind):
         assert code == code_from_activations(a, T, kind)  # deterministic
 
 
+def layer_sample(seed: int = 0, n: int = 6000) -> np.ndarray:
+    """Activations of a ReLU layer: 55 % zeros, the rest a gamma distribution with a long tail
+    (a shape on which the former search, coordinate descent on (log theta(0), log k), stopped
+    far from the optimum for TTFS at T = 2)."""
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < 0.55, 0.0, rng.gamma(1.2, 0.8, n))
+
+
+def shifted_error(a: np.ndarray, code) -> float:
+    """The fit's loss, computed here by the code's stepwise ``quantize``: the mean over all ``a``
+    of ``|a - q(a + c)|`` for ``a > 0`` (0 for ``a <= 0``: silent), with the shift ``c >= 0``
+    that makes the sum of ``q(a + c)`` equal to the sum of ``a``, over ``a > 0`` (bisection)."""
+    v = a[a > 0]
+    lo, hi = 0.0, 2.0 * v.max()
+    for _ in range(60):
+        c = 0.5 * (lo + hi)
+        lo, hi = (c, hi) if code.quantize(v + c).sum() < v.sum() else (lo, c)
+    return float(np.abs(v - code.quantize(v + 0.5 * (lo + hi))).sum() / a.size)
+
+
+def shifted_errors_two_levels(a: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """:func:`shifted_error` of many two-level codes at once, for a fine grid: potentials from
+    ``low`` on decode to ``low``, from ``high`` on to ``high`` (TTFS at T = 2, SC-TTFS at T = 1);
+    counts and sums over the sorted potentials instead of the stepwise rule."""
+    v = np.sort(a[a > 0])
+    cs = np.concatenate([[0.0], np.cumsum(v)])
+
+    def ranges(c):  # v[:i_low] decode to 0, v[i_low:i_high] to low, v[i_high:] to high
+        return np.searchsorted(v, low - c), np.searchsorted(v, high - c)
+
+    lo, hi = np.zeros(len(high)), np.full(len(high), 2.0 * v.max())
+    for _ in range(60):
+        c = 0.5 * (lo + hi)
+        i_low, i_high = ranges(c)
+        below = low * (i_high - i_low) + high * (v.size - i_high) < cs[-1]
+        lo, hi = np.where(below, c, lo), np.where(below, hi, c)
+    i_low, i_high = ranges(0.5 * (lo + hi))
+
+    def abs_error(i0, i1, level):  # sum of |v - level| over v[i0:i1]
+        m = np.clip(np.searchsorted(v, level), i0, i1)
+        return level * (m - i0) - (cs[m] - cs[i0]) + (cs[i1] - cs[m]) - level * (i1 - m)
+
+    total = cs[i_low] + abs_error(i_low, i_high, low) + abs_error(i_high, np.full_like(i_high, v.size), high)
+    return total / a.size
+
+
+def test_kernel_fit_reaches_the_fine_grid_optimum():
+    """TTFS at T = 2 (and SC-TTFS at T = 1, the same two-level codebook): the search reaches the
+    best code of a 120 x 120 grid over the whole constraint box, where the coordinate descent on
+    (log theta(0), log k) of the former fit stopped at theta = (8.31, 1.04), loss 0.272: one
+    level for nearly all activations."""
+    a = layer_sample()
+    top = np.percentile(a[a > 0], 99.9)
+    assert top == pytest.approx(6.154, abs=1e-3)
+    high = np.repeat(np.geomspace(top / 2, 2 * top, 120), 120)
+    low = high * np.tile(np.geomspace(0.01, 0.999, 120), 120)
+    grid = shifted_errors_two_levels(a, high, low)
+    best = int(np.argmin(grid))
+    assert grid[best] == pytest.approx(0.1725, abs=1e-4)
+    grid_code = TTFSCode(2, ThresholdKernel(high[best], 0.0, float(np.log(high[best] / low[best]))))
+    assert shifted_error(a, grid_code) == pytest.approx(grid[best], rel=1e-6)  # the same loss
+    assert (high[best], low[best]) == pytest.approx((3.08, 1.26), abs=0.01)
+    ttfs = code_from_activations(a, 2, "ttfs")
+    assert shifted_error(a, ttfs) <= grid[best] + 1e-5
+    np.testing.assert_allclose(ttfs.table_e, [top / 2, 1.256], atol=0.002)  # theta(0) at its bound
+    old = TTFSCode(2, ThresholdKernel(8.31, 0.0, float(np.log(8.31 / 1.04))))
+    assert shifted_error(a, old) == pytest.approx(0.272, abs=1e-3)
+    # SC-TTFS at T = 1 decodes theta_e(0) or theta_e(0) + theta_c(0): the same optimum
+    sc = code_from_activations(a, 1, "sc-ttfs")
+    assert shifted_error(a, sc) == pytest.approx(shifted_error(a, ttfs), rel=1e-3)
+    np.testing.assert_allclose([sc.max_value, sc.min_value], ttfs.table_e, atol=0.02)
+
+
+@pytest.mark.parametrize("kind", ["ttfs", "sc-ttfs"])
+def test_kernel_fit_is_no_worse_than_its_neighbours_kernels(kind):
+    """At every T, the fitted kernels are at least as good, by the fit's own loss, as the
+    kernels fitted at T - 1 and T + 1 used with window T (all within the constraints)."""
+    a = layer_sample(1)
+    codes = {T: code_from_activations(a, T, kind) for T in range(1, 7)}
+    losses = {T: shifted_error(a, code) for T, code in codes.items()}
+    for T in range(2, 6):
+        for nb in (T - 1, T + 1):
+            kernels = [codes[nb].encode] + ([codes[nb].calibrate] if kind == "sc-ttfs" else [])
+            assert all(k.k * (T - 1) <= np.log(1e8) for k in kernels)  # feasible at T
+            moved = SCTTFSCode(T, *kernels) if kind == "sc-ttfs" else TTFSCode(T, *kernels)
+            assert losses[T] <= shifted_error(a, moved) + 1e-6, (T, nb)
+    assert all(losses[T + 1] < losses[T] for T in range(1, 6))  # more steps, less error
+    expected = {"ttfs": [0.2893, 0.1582, 0.1164], "sc-ttfs": [0.1583, 0.0768, 0.0489]}[kind]
+    np.testing.assert_allclose([losses[1], losses[2], losses[3]], expected, atol=2e-4)
+
+
 def test_code_from_activations_edge_cases():
     with pytest.raises(ValueError, match="all 10 activations are <= 0"):  # nothing to fit: refused
         code_from_activations(np.zeros(10), 4)

@@ -17,9 +17,11 @@ the converted network computes; it is not an engine (the torch engine runs conve
 distribution of each layer's ANN activations (Table 1 for CIFAR). Here every spiking layer gets
 its own kernels, fitted by :func:`scttfs_brian.conversion.code_from_activations` to the ANN's
 post-ReLU activations at that layer on (a subset of) the training images: both kernels are
-searched (deterministically) to minimize the mean ``|a - q(a)|`` conversion error, which contains
-all three error terms of eqs. 18-19, with ``beta = 0`` (only ``alpha * exp(beta)`` counts) and the
-largest decodable value kept within a factor 2 of the 99.9th percentile of the activations.
+searched (deterministically) to minimize the error the bias correction cannot remove: the mean
+``|a - q(a + c)|`` over the positive activations, ``c`` the shift that matches the mean decoded
+value to the mean activation (both codes round down, so the plain mean ``|a - q(a)|`` is mostly
+the code's mean bias), with ``beta = 0`` (only ``alpha * exp(beta)`` counts) and the largest
+decodable value kept within a factor 2 of the 99.9th percentile of the activations.
 
 **The spiking ANN** (:func:`spiking_ann`). A deep copy of the ANN in which every ``nn.ReLU``
 module is replaced by a :class:`~scttfs_brian.torch.SpikingActivation` holding trainable
