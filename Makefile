@@ -20,7 +20,7 @@ demo: $(STAMP)
 # the multi-seed study (10 seeds, SC-TTFS and TTFS, T = 1..6; its time is in analysis/results/digits_study.md;
 # an interrupted study resumes where it stopped)
 study: $(STAMP)
-	$(BIN)/python -m scttfs_brian.pipeline.study --out analysis/results/digits_study.json
+	$(BIN)/scttfs study --out analysis/results/digits_study.json
 
 # the suite CI runs (< 10 min here, set-up included); `make test-all` adds the tests marked slow
 test: $(STAMP)
