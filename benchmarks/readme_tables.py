@@ -330,6 +330,72 @@ def compiled_program(results: dict[str, dict], paths: dict[str, str]) -> list[st
     return [f"Measured: {'; '.join(parts)}.", provenance(results, paths, ("compiled_program",))]
 
 
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    """``median (min - max)``."""
+    v = sorted(values)
+    med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    return f"{fmt.format(med)} ({fmt.format(v[0])} - {fmt.format(v[-1])})"
+
+
+@block("dask scaling", "distributed")
+def dask_scaling(results: dict[str, dict], paths: dict[str, str]) -> list[str]:
+    d = results["distributed"]
+    rounds = d["rounds"]
+    rows = {0 if r["mode"].startswith("single") else r["workers"]: r for r in d["runtime"]}
+    loads = [r["load_1min_start"] for r in rounds]
+    lines = [
+        provenance(results, paths, ("distributed",)),
+        f"{d['images']} digits-CNN inputs (Brian2, numpy target), {len(rounds)} interleaved rounds; "
+        f"median (min - max) over the rounds; 1-minute load at the rounds' start "
+        f"{min(loads):.2f} - {max(loads):.2f} on {d['machine'].split(',')[1].strip() if ',' in d['machine'] else 'the machine'}:",
+        "",
+        "| run | images/s | spike for spike equal to the single process |",
+        "|---|---:|---|",
+    ]
+    names = {0: "one process, no Dask", 1: "Dask, 1 worker", 2: "Dask, 2 workers"}
+    for n in (0, 1, 2):
+        r = rows[n]
+        lines.append(f"| {names[n]} | {spread(r['images_per_s_all'])} | {'yes' if r['spike_exact'] else 'NO'} |")
+    eff = [100 * r["efficiency"] for r in rounds]
+    lines += [
+        "",
+        f"Scaling efficiency from 1 to 2 workers (images/s with 2 / twice images/s with 1, per round): "
+        f"**{spread(eff, '{:.0f} %')}**; the same measure for pure Python on this machine in the same run: "
+        f"{100 * d['machine_scaling']['cpu']['efficiency']:.0f} %, Brian2 without Dask: "
+        f"{100 * d['machine_scaling']['brian2']['efficiency']:.0f} %.",
+    ]
+    return lines
+
+
+@block("twin table", "twin_vs_ann")
+def twin_table(results: dict[str, dict], paths: dict[str, str]) -> list[str]:
+    d = results["twin_vs_ann"]
+    rows = d["rows"]
+    r0 = rows[0]
+    lines = [
+        provenance(results, paths, ("twin_vs_ann",)),
+        f"Batch {r0['batch']}, float32, T = {r0['T']}, {r0['threads']} torch threads; twin time / plain eager ANN "
+        f"time, each path in its own fresh process; median (min - max) over {r0['repetitions']} interleaved "
+        "repetitions:",
+        "",
+        "| model | default (`compiled=\"auto\"`) | eager (`compiled=False`) | `compiled=True` | layers the default compiles | default <= x1.5 |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    def cell(q: dict, v: str) -> str:
+        return f"x{q[v]['median']:.2f} ({q[v]['min']:.2f} - {q[v]['max']:.2f})"
+
+    for r in rows:
+        q = r["ratio_spread"]
+        auto = r["auto_layers"]
+        ok = q["twin_f32_default"]["median"] <= 1.5
+        lines.append(
+            f"| {model_name(r['model'])} | {cell(q, 'twin_f32_default')} | {cell(q, 'twin_f32')} | "
+            f"{cell(q, 'twin_f32_compiled')} | {sum(a['compiled'] for a in auto)} of {len(auto)} | "
+            f"{'yes' if ok else '**no**'} |"
+        )
+    return lines
+
+
 # --- the README ------------------------------------------------------------------------------------
 
 

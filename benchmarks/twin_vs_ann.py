@@ -24,7 +24,7 @@ twin (the spike-exact path against Brian2) and the float32 twin through the T-st
 where the eager twin's time goes (wrapping the lookup's public functions ``word_lookup`` and
 ``all_finite`` for one call). The default's process also records which layers
 ``compiled="auto"`` compiles at this batch (``scttfs_brian.torch.lookup.AUTO_COMPILE_MIN``
-potentials per call, ``AUTO_COMPILE_MAX_BOUNDS`` boundaries), whether ``torch.compile`` worked
+potentials per call over the network's spiking layers, ``AUTO_COMPILE_MAX_BOUNDS`` boundaries), whether ``torch.compile`` worked
 (``lookup.COMPILE_STATE``) and any warning (a fallback to the eager lookup warns).
 
 The twin's spiking layers use the codebook lookup of ``scttfs_brian.torch.lookup``: the code's
@@ -99,17 +99,33 @@ class _Timer:
         return timed
 
 
+#: A timed sample is at least this long: calls are repeated within it (``timeit``'s autorange), so
+#: a model that runs in a few milliseconds is not timed by one call against the clock's and the
+#: scheduler's jitter.
+MIN_SAMPLE_S = 0.05
+
+
 def _median_times(variants: dict, repeat: int) -> tuple[dict[str, float], dict]:
     """One warm-up call per variant (``fn(True)``: its result is kept, e.g. with spike times
-    recorded), then ``repeat`` rounds of ``fn(False)`` in a rotating order; medians (s)."""
+    recorded), one untimed call to size the samples, then ``repeat`` rounds of ``fn(False)`` in a
+    rotating order, each sample ``n`` calls (at least :data:`MIN_SAMPLE_S`); medians of the
+    per-call times (s)."""
+    import math
+
     warm = {k: fn(True) for k, fn in variants.items()}
+    calls = {}
+    for k, fn in variants.items():
+        t0 = time.perf_counter()
+        fn(False)
+        calls[k] = max(1, math.ceil(MIN_SAMPLE_S / max(time.perf_counter() - t0, 1e-6)))
     times = {k: [] for k in variants}
     names = list(variants)
     for r in range(repeat):
         for k in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
-            variants[k](False)
-            times[k].append(time.perf_counter() - t0)
+            for _ in range(calls[k]):
+                variants[k](False)
+            times[k].append((time.perf_counter() - t0) / calls[k])
     return {k: statistics.median(v) for k, v in times.items()}, warm
 
 
@@ -261,19 +277,23 @@ def _measure(name: str, batch: int, repeat: int, threads: int, group: str, refer
 
 
 def _auto_layers(lookup, graph, batch: int) -> list[dict]:
-    """Which spiking populations ``compiled="auto"`` compiles at this batch: those of at least
-    ``AUTO_COMPILE_MIN`` potentials per call whose code has at most ``AUTO_COMPILE_MAX_BOUNDS``
-    float32 boundaries (the rule of ``scttfs_brian.torch.lookup.encode_layer``)."""
+    """Which spiking populations ``compiled="auto"`` compiles at this batch: every one whose code
+    has at most ``AUTO_COMPILE_MAX_BOUNDS`` float32 boundaries, when the network's spiking
+    populations hold at least ``AUTO_COMPILE_MIN`` potentials per call together (the rule of
+    ``scttfs_brian.torch.GraphModule`` and ``lookup.encode_layer``'s ``auto_size``)."""
     import math
 
     import torch
 
+    codes = graph.codes()
+    sizes = {pop: batch * math.prod(graph.shape_of(pop)) for pop in codes}
+    network = sum(sizes.values())
     rows = []
-    for pop, code in graph.codes().items():
-        potentials = batch * math.prod(graph.shape_of(pop))
+    for pop, code in codes.items():
         bounds = len(lookup.boundaries(code, torch.float32).bounds)
-        compiled = potentials >= lookup.AUTO_COMPILE_MIN and bounds <= lookup.AUTO_COMPILE_MAX_BOUNDS
-        rows.append(dict(population=pop, potentials=potentials, bounds=bounds, compiled=compiled))
+        compiled = network >= lookup.AUTO_COMPILE_MIN and bounds <= lookup.AUTO_COMPILE_MAX_BOUNDS
+        rows.append(dict(population=pop, potentials=sizes[pop], network_potentials=network, bounds=bounds,
+                         compiled=compiled))  # fmt: skip
     return rows
 
 
@@ -514,14 +534,14 @@ def main(argv=None) -> int:
         f"{'below' if quiet else 'at or above'} a quarter of its cores). The 1-minute load at the start and end "
         "of every process is in the last table.",
         "",
-        'The requirement: the default twin, `snn.functional(x, dtype=torch.float32)` (`compiled="auto"`: layers of',
-        "at least `AUTO_COMPILE_MIN` potentials per call compiled, smaller ones eager), within x1.5 of the plain",
+        'The requirement: the default twin, `snn.functional(x, dtype=torch.float32)` (`compiled="auto"`: compiled',
+        "where the network's spiking layers hold at least `AUTO_COMPILE_MIN` potentials per call, else eager), within x1.5 of the plain",
         f"eager float32 ANN. The twin is `convert(model, shape, code=SCTTFSCode(T={T}, *PRESETS['cifar10']))`;",
         "`compiled=False` (eager) and `compiled=True` (`scttfs_brian.torch.run(graph, x, dtype=torch.float32,",
         "compiled=...)`) are shown too, and the ANN under `torch.compile`. Each path runs in its own fresh process",
         "(eager, default, compiled: compiled kernels slow the eager ops of their process), each timing the eager",
         "ANN too; in each the variants are called once (compilation, not timed: see the first calls below), once",
-        f"more to warm up, then in {args.repeat} rounds in a rotating order; a process's time is the median of its",
+        f"more to warm up, then in {args.repeat} rounds in a rotating order, each round timing as many calls as fill {MIN_SAMPLE_S} s; a process's time is the median of its",
         f"rounds and its ratio divides by its own eager ANN. The set of processes ran {args.repetitions} times,",
         "interleaved (every model's three processes, then again); each cell shows the median ratio over the",
         "repetitions and its range (min - max). The ANN and twin times shown are medians over the repetitions.",
@@ -536,9 +556,9 @@ def main(argv=None) -> int:
         "",
         "## What the default compiles",
         "",
-        f'Potentials per call of each spiking population at batch {args.batch}; `compiled="auto"` compiles those of at',
-        "least `scttfs_brian.torch.lookup.AUTO_COMPILE_MIN` (2^19 = 524,288) whose code has at most",
-        "`AUTO_COMPILE_MAX_BOUNDS` boundaries, and runs the others through the eager lookup. Where",
+        f'Potentials per call of each spiking population at batch {args.batch}; `compiled="auto"` compiles, when the',
+        "network's populations hold at least `scttfs_brian.torch.lookup.AUTO_COMPILE_MIN` (2^19 = 524,288) together,",
+        "those whose code has at most `AUTO_COMPILE_MAX_BOUNDS` boundaries, and runs the others through the eager lookup. Where",
         "`torch.compile` fails it warns once and runs everything eagerly (a warning would be listed here).",
         "",
         *_auto(rows),

@@ -43,7 +43,7 @@ def args(root: Path, *extra: str) -> list[str]:
 def test_readme_blocks_are_generated_from_the_committed_results(tables):
     text = README.read_text()
     results, paths = tables.load_results(RESULTS, README)
-    assert set(tables.BLOCKS) == {"performance table", "scaling table", "compiled program"}
+    assert set(tables.BLOCKS) == {"performance table", "scaling table", "compiled program", "twin table", "dask scaling"}
     for b in tables.BLOCKS.values():
         assert text.count(b.begin) == 1 and text.count(b.end) == 1, f"README.md lacks the {b.name!r} markers"
     assert tables.rewrite(text, results, paths) == text, (
