@@ -70,7 +70,7 @@ def _threads(args: argparse.Namespace):
 # --------------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train the digits CNN, convert it with SC-TTFS and TTFS (kernels from activation statistics,
-    and bias-corrected), fine-tune kernels + BN as the multi-seed study does, simulate the test split
+    and bias-corrected), fine-tune kernels, BN and weights as the multi-seed study does, simulate the test split
     in Brian2, check it spike for spike against the torch twin, and report agreement with the ANN,
     accuracy, latency, spikes and energy, with the agreement at T next to the study's interval."""
     from .pipeline import run_demo

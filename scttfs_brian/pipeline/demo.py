@@ -2,7 +2,7 @@
 
 Train the digits CNN; convert it with SC-TTFS and TTFS over a sweep of windows ``T``, with kernels
 from activation statistics and with the bias correction of the quantization error
-(:func:`~scttfs_brian.training.bias_corrected`); fine-tune kernels + BN as the study does
+(:func:`~scttfs_brian.training.bias_corrected`); fine-tune kernels, BN and weights as the study does
 (:func:`~scttfs_brian.training.fine_tune_windows`: distillation to the ANN, model selection on a
 validation split of the training images, each window started from its neighbour, with the
 fine-tuning settings of :class:`~.study.StudyConfig`); simulate the fine-tuned SC-TTFS network at
