@@ -360,7 +360,7 @@ def dask_scaling(results: dict[str, dict], paths: dict[str, str]) -> list[str]:
     lines += [
         "",
         f"Scaling efficiency from 1 to 2 workers (images/s with 2 / twice images/s with 1, per round): "
-        f"**{spread(eff, '{:.0f} %')}**; the same measure for pure Python on this machine in the same run: "
+        f"**{spread(eff, '{:.2f} %')}** (the goal: >= 90 %); the same measure for pure Python on this machine in the same run: "
         f"{100 * d['machine_scaling']['cpu']['efficiency']:.0f} %, Brian2 without Dask: "
         f"{100 * d['machine_scaling']['brian2']['efficiency']:.0f} %.",
     ]
