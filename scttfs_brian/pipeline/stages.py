@@ -249,7 +249,7 @@ def fine_tune_window_stage(run: Run, ann, ds, kind: str, T: int, cfg: dict, prev
     previous : (int, nn.Module), optional
         The window before ``T`` and the network this stage returned there (its file is upstream).
     """
-    from ..training import fine_tune_windows
+    from ..training import fine_tune_windows, spiking_ann_from_state
 
     label = network_label(kind, T, False)
     ckpt = f"checkpoints/fine_tune-{label}.pt"
@@ -285,25 +285,7 @@ def fine_tune_window_stage(run: Run, ann, ds, kind: str, T: int, cfg: dict, prev
     upstream = ["ann.pt"] + ([f"twin-{network_label(kind, previous[0], False)}.pt"] if previous else [])
     outputs = [f"fine_tune_history-{label}.json", twin_name]
     run.stage(f"fine-tune {label}", outputs, train, settings=settings, upstream=upstream)
-    return _spiking_from_state(ann, kind, T, run.load_torch(twin_name))
-
-
-def _spiking_from_state(ann, kind: str, T: int, state: dict):
-    """The float64 spiking ANN of ``kind`` at ``T`` holding ``state`` (its kernels and BatchNorm)."""
-    from torch import nn
-
-    from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode
-    from ..training import spiking_ann
-
-    k = ThresholdKernel(1.0, 0.0, 1.0)  # placeholders: the state sets every kernel
-    codes = {
-        n: (SCTTFSCode(T, k, k) if kind == "sc-ttfs" else TTFSCode(T, k))
-        for n, m in ann.named_modules()
-        if isinstance(m, nn.ReLU)
-    }
-    net = spiking_ann(ann, codes).double()
-    net.load_state_dict(state)
-    return net.eval()
+    return spiking_ann_from_state(ann, kind, T, run.load_torch(twin_name))
 
 
 def network_stage(run: Run, label: str, make: Callable[[], Any], *, settings: Any = None,

@@ -428,20 +428,10 @@ def _sweep_task(config: StudyConfig, seed: int, code: str, work: str) -> str:
 def _load_spiking(ann, code: str, work: Path, seed: int, T: int):
     """The spiking ANN fine-tuned at ``T``, read back from ``work`` (float64, eval mode)."""
     import torch
-    from torch import nn
 
-    from ..coding import SCTTFSCode, ThresholdKernel, TTFSCode
-    from ..training import spiking_ann
+    from ..training import spiking_ann_from_state
 
-    k = ThresholdKernel(1.0, 0.0, 1.0)  # placeholders: the state overwrites them
-    codes = {
-        n: (SCTTFSCode(T, k, k) if code == "sc-ttfs" else TTFSCode(T, k))
-        for n, m in ann.named_modules()
-        if isinstance(m, nn.ReLU)
-    }
-    net = spiking_ann(ann, codes).double()
-    net.load_state_dict(torch.load(_state_path(work, seed, code, T), weights_only=True))
-    return net.eval()
+    return spiking_ann_from_state(ann, code, T, torch.load(_state_path(work, seed, code, T), weights_only=True))
 
 
 def _brian_task(config: StudyConfig, seed: int, work: str) -> str:

@@ -26,7 +26,15 @@ from .fine_tune import (
     validation_split,
     without_validation,
 )
-from .spiking import KERNEL_MIN, init_codes, spike_times, spiking_ann, trainable_parameters, with_window
+from .spiking import (
+    KERNEL_MIN,
+    init_codes,
+    spike_times,
+    spiking_ann,
+    spiking_ann_from_state,
+    trainable_parameters,
+    with_window,
+)
 
 __all__ = [
     "train_ann",
@@ -37,6 +45,7 @@ __all__ = [
     "init_codes",
     "spiking_ann",
     "with_window",
+    "spiking_ann_from_state",
     "trainable_parameters",
     "spike_times",
     "KERNEL_MIN",

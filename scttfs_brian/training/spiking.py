@@ -51,6 +51,7 @@ __all__ = [
     "init_codes",
     "spiking_ann",
     "with_window",
+    "spiking_ann_from_state",
     "trainable_parameters",
     "spike_times",
     "KERNEL_MIN",
@@ -162,6 +163,19 @@ def with_window(spiking: nn.Module, T: int) -> nn.Module:
         if isinstance(m, SpikingActivation):
             m.T = T
     return out
+
+
+def spiking_ann_from_state(model: nn.Module, kind: str, T: int, state: Mapping[str, Any]) -> nn.Module:
+    """The float64 spiking ANN of ``model`` with codes of ``kind`` (``"sc-ttfs"`` or ``"ttfs"``) at
+    window ``T``, holding ``state`` (a ``state_dict`` of such a network, e.g. saved after
+    fine-tuning: kernels, BatchNorm and weights); in eval mode."""
+    from ..coding import ThresholdKernel
+
+    k = ThresholdKernel(1.0, 0.0, 1.0)  # placeholders: the state sets every kernel
+    code = SCTTFSCode(T, k, k) if kind == "sc-ttfs" else TTFSCode(T, k)
+    net = spiking_ann(model, dict.fromkeys(_relu_names(model), code)).double()
+    net.load_state_dict(state)
+    return net.eval()
 
 
 def trainable_parameters(spiking: nn.Module) -> dict[str, nn.Parameter]:
