@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..brian.distributed import MALLOC_TRIM_VARIABLE, gather_in_order, local_cluster, prepare_workers
+from ..brian.distributed import MALLOC_TRIM_VARIABLE, local_cluster, prepare_workers
 
 __all__ = [
     "map_grid",
@@ -90,18 +90,17 @@ def map_grid(
     Exception
         The exception of the first point that fails, as ``fn`` raised it.
     """
-    points = list(points)
-    if client is None:
-        client = _current_client()
-    if client is None:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        return [fn(p) for p in tqdm(points, disable=not progress, desc=desc, unit="point", leave=False)]
-    prepare_workers(client)  # grid points run Brian2: import it when each worker starts
-    run = uuid.uuid4().hex[:8]
-    name = "".join(ch if ch.isalnum() else "-" for ch in desc)
-    futures = [client.submit(fn, p, key=f"{name}-{run}-{i}", pure=False) for i, p in enumerate(points)]
-    return gather_in_order(client, futures, progress, desc)
+    tasks = [Task(str(i), fn, (p,)) for i, p in enumerate(points)]
+    bar = tqdm(total=len(tasks), disable=not progress, desc=desc, unit="point", leave=False)
+    try:
+        done = run_tasks(
+            tasks, _current_client() if client is None else client, on_done=lambda t, r: bar.update(1), prefix=desc
+        )
+    finally:
+        bar.close()
+    return [done[t.name] for t in tasks]
 
 
 @dataclass(frozen=True)
