@@ -84,13 +84,13 @@ def test_an_interrupted_study_resumes_to_the_same_json(finished, tmp_path):
 
     def stop(what):
         finished_tasks.append(what)
-        if len(finished_tasks) == 4:  # the ANN of seed 0, then three of its grid points
+        if len(finished_tasks) == 3:  # the ANN of seed 0, then its two SC-TTFS points from activations
             raise KeyboardInterrupt(what)
 
     with pytest.raises(KeyboardInterrupt):
         run_study(TINY, out, progress=False, workers=1, work_dir=work, command=COMMAND, on_point=stop)
     partial = json.loads(out.read_text())
-    assert finished_tasks[0] == "seed 0 ANN" and len(partial["runs"]) == 3
+    assert finished_tasks[0] == "seed 0 ANN" and len(partial["runs"]) == 2
     resumed = run_study(TINY, out, progress=False, workers=1, work_dir=work, command=COMMAND)
     assert without_timings(resumed) == without_timings(study)
 
@@ -101,6 +101,18 @@ def test_an_interrupted_study_resumes_to_the_same_json(finished, tmp_path):
     out.unlink()
     again = run_study(TINY, out, progress=False, workers=1, work_dir=work, command=COMMAND)
     assert without_timings(again) == without_timings(study)
+
+    # a bias-corrected point of a finished sweep window is recomputed as a conversion task of
+    # its own, and equals the one the sweep wrote (its start candidate)
+    point = work / "points" / "seed0-sc-ttfs-bias-corrected-T2.json"
+    written_by_sweep = json.loads(point.read_text())
+    point.unlink()
+    out.unlink()
+    finished_tasks.clear()
+    third = run_study(TINY, out, progress=False, workers=1, work_dir=work, command=COMMAND, on_point=stop)
+    assert finished_tasks == ["seed 0 sc-ttfs bias-corrected T=2"]
+    assert json.loads(point.read_text()) == written_by_sweep
+    assert without_timings(third) == without_timings(study)
 
 
 def test_a_study_with_another_configuration_is_refused(finished):
@@ -139,6 +151,17 @@ def test_main_parses_ranges(monkeypatch, tmp_path):
     assert (seen["workers"], seen["client"]) == (1, None)  # in this process
     with pytest.raises(SystemExit):
         main(["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"])
+
+
+@pytest.mark.parametrize("command", ["study", "simulate"])
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_a_bad_worker_count_is_a_usage_error(command, value, capsys):
+    """--workers must be a positive integer: refused by the parser (exit code 2, one message)."""
+    assert cli.main([command, "--workers", value]) == 2
+    err = capsys.readouterr().err
+    assert f"argument --workers: expected a positive number of worker processes, got {value}" in err.replace(
+        "'", ""
+    )
 
 
 def test_summary_statistics():
@@ -185,8 +208,8 @@ def at_T2_of_seed0(study):
 
 
 def test_a_dask_cluster_writes_the_numbers_of_one_process(finished, client, tmp_path):
-    """Seed 0 at T = 2 on 2 worker processes: the ANN, four conversions, two fine-tuning sweeps
-    and a Brian2 check as Dask tasks. The runs are those of the in-process study (T = 2 is the
+    """Seed 0 at T = 2 on 2 worker processes: the ANN, two conversions from activations, two
+    fine-tuning sweeps (each writes its bias-corrected point too) and a Brian2 check as Dask tasks. The runs are those of the in-process study (T = 2 is the
     first window of its sweeps, so the same networks), number for number."""
     _, study = finished
     config = StudyConfig(**{**TINY.__dict__, "seeds": (0,), "windows": (2,), "brian_images": 2})
@@ -195,7 +218,7 @@ def test_a_dask_cluster_writes_the_numbers_of_one_process(finished, client, tmp_
         config, tmp_path / "s.json", progress=False, client=client, work_dir=tmp_path / "w", command=COMMAND,
         on_point=done.append,
     )  # fmt: skip
-    assert done[0] == "seed 0 ANN" and len(done) == 8
+    assert done[0] == "seed 0 ANN" and len(done) == 6
     assert two["runs"] == at_T2_of_seed0(study) and len(two["runs"]) == 6
     (check,) = two["brian_checks"]
     assert check["identical"] and (check["code"], check["method"], check["T"], check["inputs"]) == (

@@ -29,8 +29,10 @@ started from), ``selected_epoch`` and its ``validation_agreement``. ``brian_chec
 
 **Execution.** The work is a set of tasks (:func:`~scttfs_brian.pipeline.cluster.run_tasks`):
 per seed the ANN's training; per (seed, code, ``T``) each conversion without fine-tuning
-(``activations``, ``bias-corrected``); per (seed, code) the fine-tuning sweep, one task because
-it is sequential in ``T`` by design (each window starts from the network of the previous one);
+(``activations``, and ``bias-corrected`` when the study does not fine-tune); per (seed, code)
+the fine-tuning sweep, one task because it is sequential in ``T`` by design (each window starts
+from the network of the previous one; it also writes the bias-corrected point of each window,
+its start candidate);
 per seed the Brian2 check, after the sweep of the network it checks. ``workers=1`` runs them in
 this process; on a Dask cluster (``--workers N``: a ``LocalCluster`` of ``N`` processes, or
 ``--scheduler ADDRESS``: a running one, docs/cluster.md) each is a Dask task with its inputs as
@@ -375,8 +377,10 @@ def _sweep_task(config: StudyConfig, seed: int, code: str, work: str) -> str:
     (:func:`~scttfs_brian.training.fine_tune_windows`), so window ``T`` cannot start before the
     previous one has finished. After each window the task saves the network (``states/``) and
     writes the point; run again (or recomputed after its worker died), it continues after its
-    last finished window from the saved network, which gives the uninterrupted numbers. The
-    bias-corrected points of the same windows are tasks of their own.
+    last finished window from the saved network, which gives the uninterrupted numbers. It also
+    writes the bias-corrected point of each window it runs: that network is the window's start
+    candidate (:func:`~scttfs_brian.training.fine_tune_windows` computes it exactly as
+    :meth:`_Seed.bias_corrected` does), so it is not computed twice.
     """
     import torch
 
@@ -410,6 +414,8 @@ def _sweep_task(config: StudyConfig, seed: int, code: str, work: str) -> str:
         progress=False,
     )
     for T, net, info in sweep:
+        if "bias-corrected" in config.methods and not s.point("bias-corrected", T).exists():
+            s.record("bias-corrected", T, info["bias_corrected"])  # the sweep's start candidate
         state = net.state_dict()
         atomic_write(_state_path(s.work, seed, code, T), lambda tmp, st=state: torch.save(st, tmp))
         history = info["history"]
@@ -476,7 +482,8 @@ def _tasks(config: StudyConfig, work: Path) -> list:
     """The study's work that is not done yet, as tasks in an order a single process can run.
 
     Per seed: the ANN (unless trained already), then per code every point without fine-tuning
-    (a task each) and the fine-tuning sweep (one task), then the Brian2 check (after the sweep
+    (a task each; with fine-tuning, the bias-corrected points of the windows the sweep still has
+    to run come from the sweep) and the fine-tuning sweep (one task), then the Brian2 check (after the sweep
     of the network it checks). On a cluster the ANNs go first, then the sweeps (the long
     tasks), the Brian2 checks and the short conversions (priorities)."""
     from .cluster import Task
@@ -496,7 +503,10 @@ def _tasks(config: StudyConfig, work: Path) -> list:
                             Task(sweeps[code], _sweep_task, (config, seed, code, w), need, priority=2)
                         )
                     continue
-                for T in config.windows:
+                done = _sweep_done(config, seed, code, work) if "fine-tuned" in config.methods else 0
+                for i, T in enumerate(config.windows):
+                    if method == "bias-corrected" and "fine-tuned" in config.methods and i >= done:
+                        continue  # the sweep writes it (its start candidate at T)
                     if not _point_path(work, _key(seed, code, method, T)).exists():
                         args = (config, seed, code, method, T, w)
                         todo.append(Task(_key(seed, code, method, T), _conversion_task, args, need))
