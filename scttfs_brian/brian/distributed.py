@@ -76,6 +76,7 @@ __all__ = [
     "BrianWorkerSetup",
     "prepare_workers",
     "gather_in_order",
+    "raise_task_error",
     "cluster_client",
 ]
 
@@ -539,6 +540,14 @@ def _release_everywhere(client: Any, prefix: str) -> None:
         client.run(release_programs, prefix)
 
 
+def raise_task_error(future: Any) -> None:
+    """Raise the exception of a failed Dask future as the task raised it: its type, message and
+    remote traceback (not Dask's wrapper), so that a failing shard or task ends a run with its
+    own reason."""
+    exc, tb = future.exception(), future.traceback()
+    raise exc.with_traceback(tb)
+
+
 def gather_in_order(client: Any, futures: list, progress: bool = True, desc: str = "tasks") -> list:
     """The results of ``futures`` in their order, with a progress bar over their completion.
 
@@ -554,9 +563,8 @@ def gather_in_order(client: Any, futures: list, progress: bool = True, desc: str
     try:
         for f in as_completed(futures, loop=client.loop):
             if f.status == "error":
-                exc, tb = f.exception(), f.traceback()
                 client.cancel([g for g in futures if g.key != f.key])
-                raise exc.with_traceback(tb)  # the task's own exception, with its remote traceback
+                raise_task_error(f)
             results[index[f.key]] = f.result()
             bar.update(1)
     finally:

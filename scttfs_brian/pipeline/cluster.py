@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..brian.distributed import MALLOC_TRIM_VARIABLE, local_cluster, prepare_workers
+from ..brian.distributed import MALLOC_TRIM_VARIABLE, local_cluster, prepare_workers, raise_task_error
 
 __all__ = [
     "map_grid",
@@ -214,8 +214,7 @@ def run_tasks(
                         on_wait()
             t = by_key[f.key]
             if f.status == "error":
-                exc, tb = f.exception(), f.traceback()
-                raise exc.with_traceback(tb)  # the task's own exception, with its remote traceback
+                raise_task_error(f)  # (the others are cancelled on the way out)
             if f.status != "finished":
                 raise RuntimeError(
                     f"the Dask task of {t.name!r} ended as {f.status!r} (the scheduler lost it or it "
@@ -262,6 +261,20 @@ def client_from_options(scheduler: str | None = None, workers: int | None = None
         yield client
 
 
+def _worker_count(text: str) -> int:
+    """``--workers N``: a positive integer (else a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of worker processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of worker processes, got {value} (1 runs in this process "
+            "where the command allows it)"
+        )
+    return value
+
+
 def add_cluster_arguments(parser: argparse.ArgumentParser, *, workers_help: str | None = None) -> None:
     """Add ``--scheduler ADDRESS`` and ``--workers N`` (mutually exclusive) to ``parser``; pass
     ``args.scheduler, args.workers`` to :func:`client_from_options`.
@@ -285,7 +298,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, *, workers_help: str 
     group.add_argument(
         "--workers",
         metavar="N",
-        type=int,
+        type=_worker_count,
         default=None,
         help=workers_help or "run on a local Dask cluster of N worker processes (one thread each)",
     )
