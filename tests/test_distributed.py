@@ -18,6 +18,7 @@ from torch import nn
 
 from scttfs_brian import convert
 from scttfs_brian.brian.distributed import (
+    MALLOC_TRIM_VARIABLE,
     graph_from_bytes,
     graph_key,
     graph_to_bytes,
@@ -40,7 +41,12 @@ def client():
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster, set_as_default=False) as c,
     ):
+        CLIENT_SETTINGS.update(c.run(_worker_settings))
         yield c
+
+
+#: What the workers of the plain LocalCluster above run with (Dask's defaults).
+CLIENT_SETTINGS: dict = {}
 
 
 def _inputs(n, seed):
@@ -250,10 +256,21 @@ def test_cluster_options():
         parser.parse_args(["--workers", "3", "--scheduler", "tcp://h:8786"])
 
 
-def test_local_cluster_from_options():
+def _worker_settings():
+    import dask
+
+    return os.environ.get(MALLOC_TRIM_VARIABLE), dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_cluster_from_options(client):
+    """--workers N: a LocalCluster whose workers keep glibc's memory settings and run without
+    Dask's statistical profiler (both cost the simulations time: see local_cluster)."""
     with client_from_options(workers=1) as c:
         assert len(c.scheduler_info()["workers"]) == 1
         assert c.submit(square_point, {"T": 3}).result()["value"] == 9
+        assert list(c.run(_worker_settings).values()) == [(None, False)]
+    # Dask's own defaults, which the workers started by hand get (docs/cluster.md changes them)
+    assert set(CLIENT_SETTINGS.values()) == {("65536", True)}
 
 
 # -- cpp_standalone -----------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ concatenated back in order gives the result of one single-process run, spike for
 How the work travels
 --------------------
 * The graph goes to the cluster once, as data: its ``.npz`` bytes (:meth:`.Graph.save`, no
-  pickle) in one task that loads it on a worker; the shard tasks depend on that task, so Dask
-  copies the loaded graph to the workers that need it and recomputes it if its worker dies.
+  pickle) in one task that loads it on a worker; the loaded graph is copied to every worker
+  before the shards start (a busy worker serves copies slowly), and the shard tasks depend on
+  that task, so Dask recomputes it if every worker holding it dies.
 * Each shard task carries its own inputs, so a shard whose worker dies mid-run is recomputed
   from what the scheduler holds (Dask reschedules the tasks of a lost worker; a task that kills
   ``distributed.scheduler.allowed-failures`` + 1 workers in a row is given up as
@@ -63,6 +64,7 @@ __all__ = [
     "simulate_distributed",
     "local_cluster",
     "MALLOC_TRIM_VARIABLE",
+    "WORKER_CONFIG",
     "run_shard",
     "ShardJob",
     "merge_results",
@@ -363,19 +365,39 @@ def cluster_client(client: Any = None) -> Iterator[Any]:
 #: process (a fine-tuning sweep: 12.5 s against 4.7 s, measured on this project's machine).
 #: :func:`local_cluster` leaves it unset.
 MALLOC_TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
+#: The value Dask's nanny gives it.
+DASK_MALLOC_TRIM_DEFAULT = 65536
+
+
+#: Dask config of the workers :func:`local_cluster` starts, beyond :data:`MALLOC_TRIM_VARIABLE`:
+#: no statistical profiler (by default each worker samples its threads' stacks every 10 ms for
+#: the dashboard's profile page, which this cluster does not have; the sampling thread takes the
+#: GIL from the simulation: Brian2 shards ran 5 % faster without it, and 2 workers scaled
+#: 90-92 % instead of 88-90 %, measured here on the digits CNN). For ``dask worker`` processes
+#: started by hand, the same setting is in docs/cluster.md.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def local_cluster(workers: int) -> Any:
     """A Dask ``LocalCluster`` of ``workers`` worker processes of one thread each, without a
-    dashboard, whose workers keep glibc's own memory settings (:data:`MALLOC_TRIM_VARIABLE`);
-    close it after use (``with local_cluster(2) as cluster, Client(cluster) as client: ...``)."""
+    dashboard, whose workers keep glibc's own memory settings (:data:`MALLOC_TRIM_VARIABLE`) and
+    run without Dask's statistical profiler (:data:`WORKER_CONFIG`); close it after use
+    (``with local_cluster(2) as cluster, Client(cluster) as client: ...``)."""
     import dask
     from distributed import LocalCluster
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a positive integer (got {workers!r})")
-    # the nanny reads this when it is made, and uses it again for a worker it restarts
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM_VARIABLE}": None}):
+    # Dask's nanny writes its pre-spawn environment into this process's own os.environ when it
+    # starts a worker (distributed.nanny), so a LocalCluster with Dask's defaults made earlier in
+    # this process (a notebook, a test session) leaves MALLOC_TRIM_THRESHOLD_=65536 here for
+    # every later child process, and a nanny prefers os.environ to its config: take Dask's value
+    # out again (a value set by hand is kept).
+    if os.environ.get(MALLOC_TRIM_VARIABLE) == str(DASK_MALLOC_TRIM_DEFAULT):
+        del os.environ[MALLOC_TRIM_VARIABLE]
+    # the nanny reads these when it is made (and passes the config to its worker process), and
+    # uses them again for a worker it restarts
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM_VARIABLE}": None, **WORKER_CONFIG}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
@@ -491,6 +513,8 @@ def simulate_distributed(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
             g = c.submit(graph_from_bytes, data, key=f"scttfs-graph-{gid}")
+            if n_workers > 1:
+                _on_every_worker(c, g)
             run_id = uuid.uuid4().hex[:8]
             futures = [
                 c.submit(shard_function, g, x[s:e], job, key=f"scttfs-shard-{run_id}-{i}", pure=False)
@@ -502,6 +526,19 @@ def simulate_distributed(
         res.timings[k] = res.timings.get(k, 0.0) + v
     res.timings["wall"] = time.perf_counter() - t_start
     return res
+
+
+def _on_every_worker(client: Any, graph_future: Any) -> None:
+    """Copy the loaded graph to every worker before any shard starts (``Client.replicate``).
+
+    Otherwise a worker fetches it, when its first shard is due, from the worker that loaded it,
+    which by then is simulating its own shard: Brian2 holds that process's GIL, so the transfer
+    waits on it (measured here: the second of two workers started its shard 0.8 s after the
+    first, in a 10 s run). Dask's active memory manager may later drop the extra copies of a
+    graph no shard waits for; a worker that lacks it then fetches it, as before."""
+    client.replicate([graph_future])
+    if graph_future.status == "error":
+        raise_task_error(graph_future)  # e.g. the graph's bytes could not be read
 
 
 def _wait_for_workers(client: Any) -> int:
