@@ -129,6 +129,17 @@ def _median_times(variants: dict, repeat: int) -> tuple[dict[str, float], dict]:
     return {k: statistics.median(v) for k, v in times.items()}, warm
 
 
+def _minor_faults_per_call(fn, calls: int = 20) -> float:
+    """Minor page faults of this process per call of ``fn`` (after the timed rounds): memory the
+    allocator maps afresh on every call instead of reusing it."""
+    import resource
+
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn(False)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / calls
+
+
 def _same(a, b) -> bool:
     """Outputs, recorded spike times and spike counts equal."""
     import torch
@@ -144,8 +155,9 @@ def _same(a, b) -> bool:
     )
 
 
-#: The processes of one model: torch.compile'd kernels run on their own OpenMP threads, which slow
-#: the eager ops of the same process after them, so eager variants never share a process with
+#: The processes of one model: running torch.compile changes the speed of the eager ops of its
+#: process after it (glibc's allocator stops returning and re-faulting the memory of each call:
+#: see the report's "The eager ANN in each process"), so eager variants never share a process with
 #: compiled ones. Each group times the eager ANN too: ratios divide by the ANN of their process.
 GROUPS = {
     "eager": ("ann_f32", "twin_f32"),
@@ -240,6 +252,7 @@ def _measure(name: str, batch: int, repeat: int, threads: int, group: str, refer
         first[k] = time.perf_counter() - t1
     med, warm = _median_times(variants, repeat)
     rounds_s = time.perf_counter() - t0
+    faults = {k: _minor_faults_per_call(fn) for k, fn in variants.items()}
     out = dict(first_call_s=first, median_s=med, ratio={k: v / med["ann_f32"] for k, v in med.items()})
     out["identical"] = {
         f"{k.rsplit('_', 1)[1]} vs eager": _same(warm[k], eager_out)
@@ -268,6 +281,7 @@ def _measure(name: str, batch: int, repeat: int, threads: int, group: str, refer
             convert_s=convert_s,
         )
     out.update(
+        minor_faults_per_call={group: faults},
         rounds_s={group: rounds_s},
         peak_rss_mib={group: peak_rss_mib()},
         load_avg_1min={group: [load_start, _load()]},
@@ -349,6 +363,7 @@ def merge_repetitions(name: str, reps: list[dict], batch: int, repeat: int, thre
     row["median_s"] = {v: d["median"] for v, d in row["median_s_spread"].items()}
     row["ratio"] = {v: d["median"] for v, d in row["ratio_spread"].items()}
     row["ann_f32_s_by_process"] = {g: [r[g]["median_s"]["ann_f32"] for r in reps] for g in GROUPS}
+    row["minor_faults_per_call"] = {g: [r[g]["minor_faults_per_call"][g] for r in reps] for g in GROUPS}
     row["load_avg_1min"] = [{g: r[g]["load_avg_1min"][g] for g in GROUPS} for r in reps]
     row["peak_rss_mib"] = {g: max(r[g]["peak_rss_mib"][g] for r in reps) for g in GROUPS}
     row["identical"] = {}
@@ -419,6 +434,30 @@ def _repetitions(rows: list[dict]) -> list[str]:
                     f"{1e3 * r['ann_f32_s_by_process'][g][i]:.1f} | "
                     f"{1e3 * r['median_s_spread'][v]['all'][i]:.1f} | x{r['ratio_spread'][v]['all'][i]:.2f} |"
                 )
+    return md
+
+
+def _ann_by_process(rows: list[dict]) -> list[str]:
+    """The same eager ANN call in each kind of process, its page faults, and the default twin
+    against the ANN of the eager processes."""
+    md = [
+        "| model | eager ANN (ms): eager / default / compiled process | minor page faults per ANN call: "
+        "eager / default / compiled process | minor page faults per default twin call | default twin / ANN of "
+        "the eager process |",
+        "|---|---|---|---:|---:|",
+    ]
+    for r in rows:
+        ann = {g: statistics.median(v) for g, v in r["ann_f32_s_by_process"].items()}
+        faults = r.get("minor_faults_per_call")
+        if faults is None:  # results written before the page faults were counted
+            continue
+        f = {g: statistics.median(x["ann_f32"] for x in faults[g]) for g in GROUPS}
+        twin = statistics.median(x["twin_f32_default"] for x in faults["default"])
+        md.append(
+            f"| {r['model']} | {' / '.join(f'{1e3 * ann[g]:.2f}' for g in GROUPS)} | "
+            f"{' / '.join(f'{f[g]:.0f}' for g in GROUPS)} | {twin:.0f} | "
+            f"x{r['median_s']['twin_f32_default'] / ann['eager']:.2f} |"
+        )
     return md
 
 
@@ -539,7 +578,8 @@ def main(argv=None) -> int:
         f"eager float32 ANN. The twin is `convert(model, shape, code=SCTTFSCode(T={T}, *PRESETS['cifar10']))`;",
         "`compiled=False` (eager) and `compiled=True` (`scttfs_brian.torch.run(graph, x, dtype=torch.float32,",
         "compiled=...)`) are shown too, and the ANN under `torch.compile`. Each path runs in its own fresh process",
-        "(eager, default, compiled: compiled kernels slow the eager ops of their process), each timing the eager",
+        "(eager, default, compiled: running `torch.compile` changes the speed of the eager ops of its process,",
+        "see \"The eager ANN in each process\"), each timing the eager",
         "ANN too; in each the variants are called once (compilation, not timed: see the first calls below), once",
         f"more to warm up, then in {args.repeat} rounds in a rotating order, each round timing as many calls as fill {MIN_SAMPLE_S} s; a process's time is the median of its",
         f"rounds and its ratio divides by its own eager ANN. The set of processes ran {args.repetitions} times,",
@@ -553,6 +593,20 @@ def main(argv=None) -> int:
         + ".",
         "",
         *_table(rows),
+        "",
+        "## The eager ANN in each process",
+        "",
+        "The same eager ANN call is faster in a process where `torch.compile` has run (any compiled",
+        "function, even with dynamo's `eager` backend) than in a fresh one. The page faults show where the",
+        "difference is: in a fresh process the ANN's intermediate tensors (a few hundred KiB to a few MiB) are",
+        "mapped and faulted in afresh on every call, after `torch.compile` they are reused (consistent with",
+        "glibc's dynamic mmap and trim thresholds, which rise once a larger block has been freed; the large",
+        "networks' tensors are above them in every process). So each",
+        "ratio above divides by the ANN of its own process (the same allocator state for both); the last column",
+        "divides the default twin by the ANN of the eager processes instead (medians over repetitions; counted",
+        "after the timed rounds, 20 calls).",
+        "",
+        *_ann_by_process(rows),
         "",
         "## What the default compiles",
         "",
