@@ -382,7 +382,9 @@ def local_cluster(workers: int) -> Any:
     """A Dask ``LocalCluster`` of ``workers`` worker processes of one thread each, without a
     dashboard, whose workers keep glibc's own memory settings (:data:`MALLOC_TRIM_VARIABLE`) and
     run without Dask's statistical profiler (:data:`WORKER_CONFIG`); close it after use
-    (``with local_cluster(2) as cluster, Client(cluster) as client: ...``)."""
+    (``with local_cluster(2) as cluster, Client(cluster) as client: ...``). Where an earlier
+    LocalCluster with Dask's defaults left ``MALLOC_TRIM_THRESHOLD_=65536`` in this process's
+    environment (Dask's nanny writes it there), it is taken out again."""
     import dask
     from distributed import LocalCluster
 
