@@ -115,6 +115,25 @@ def test_an_interrupted_study_resumes_to_the_same_json(finished, tmp_path):
     assert without_timings(third) == without_timings(study)
 
 
+def test_a_study_without_fine_tuning_computes_its_bias_corrected_points_as_tasks(finished, tmp_path):
+    """Without fine-tuning there is no sweep to write the bias-corrected points: each is a task of
+    its own, and equals the one the sweep wrote in the full study (same ANN, same network)."""
+    _, study = finished
+    config = StudyConfig(
+        **{**TINY.__dict__, "seeds": (0,), "windows": (2,), "fine_tuned": (False,), "brian_images": 0}
+    )
+    done = []
+    run = run_study(
+        config, tmp_path / "s.json", progress=False, workers=1, work_dir=tmp_path / "w", command=COMMAND,
+        on_point=done.append,
+    )  # fmt: skip
+    assert "seed 0 sc-ttfs bias-corrected T=2" in done and "seed 0 ttfs bias-corrected T=2" in done
+    assert {(r["code"], r["method"]) for r in run["runs"]} == {
+        (c, m) for c in TINY.codes for m in ("activations", "bias-corrected")
+    }
+    assert run["runs"] == [r for r in at_T2_of_seed0(study) if r["method"] != "fine-tuned"]
+
+
 def test_a_study_with_another_configuration_is_refused(finished):
     root, _ = finished
     other = StudyConfig(**{**TINY.__dict__, "fine_tune_epochs": 2})
