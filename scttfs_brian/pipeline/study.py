@@ -495,18 +495,20 @@ def _tasks(config: StudyConfig, work: Path) -> list:
         need = () if _ann_path(work, seed).exists() else (train,)
         todo, sweeps = [], {}
         for code in config.codes:
+            fine_tunes = "fine-tuned" in config.methods
+            swept = _sweep_done(config, seed, code, work) if fine_tunes else 0
             for method in config.methods:
                 if method == "fine-tuned":
-                    if _sweep_done(config, seed, code, work) < len(config.windows):
+                    if swept < len(config.windows):
                         sweeps[code] = f"seed{seed}-{code}-fine-tuning-sweep"
                         todo.append(
                             Task(sweeps[code], _sweep_task, (config, seed, code, w), need, priority=2)
                         )
                     continue
-                done = _sweep_done(config, seed, code, work) if "fine-tuned" in config.methods else 0
-                for i, T in enumerate(config.windows):
-                    if method == "bias-corrected" and "fine-tuned" in config.methods and i >= done:
-                        continue  # the sweep writes it (its start candidate at T)
+                windows = config.windows
+                if method == "bias-corrected" and fine_tunes:
+                    windows = windows[:swept]  # the sweep writes the others (its start candidates)
+                for T in windows:
                     if not _point_path(work, _key(seed, code, method, T)).exists():
                         args = (config, seed, code, method, T, w)
                         todo.append(Task(_key(seed, code, method, T), _conversion_task, args, need))
