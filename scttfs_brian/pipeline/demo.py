@@ -32,7 +32,6 @@ from .rundir import Run, to_json
 from .stages import (
     KINDS,
     agreement_with,
-    calibration_set,
     evaluate_network,
     fine_tune_window_stage,
     fine_tuned_network,
@@ -218,7 +217,7 @@ def _sweep(run: Run, config: DemoConfig, ann, ds, x_test, y_test, reference) -> 
     from ..coding import code_from_dict
     from ..conversion import ann_activations, codes_from_activations, convert
     from ..network import SpikingNetwork
-    from ..training import bias_corrected
+    from ..training import bias_corrected, calibration_set
 
     x_cal = calibration_set(ds, config.calibration_images, config.validation, config.seed)
 

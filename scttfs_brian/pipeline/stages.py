@@ -31,7 +31,6 @@ __all__ = [
     "train_stage",
     "fine_tune_stage",
     "fine_tune_window_stage",
-    "calibration_set",
     "network_stage",
     "load_network",
     "interrupts_raise",
@@ -210,17 +209,6 @@ def fine_tune_stage(run: Run, ann, codes: dict, ds, cfg: dict, label: str):
     run.stage(f"fine-tune {label}", outputs, train, settings=settings, upstream=["ann.pt"])
     twin.load_state_dict(run.load_torch(f"twin-{label}.pt"))
     return twin.eval()
-
-
-def calibration_set(ds, count: int, validation: float | None, seed: int):
-    """The training images that set the kernels and the bias correction: the first ``count`` of
-    the training split less its validation part (:func:`~scttfs_brian.training.validation_split`
-    from ``seed``; all training images when ``validation`` is None), as the study takes them."""
-    from ..training import validation_split
-
-    if validation is None:
-        return ds.x_train[:count]
-    return ds.x_train[validation_split(ds, validation, seed)[0]][:count]
 
 
 #: The keys of a configuration that :func:`fine_tune_window_stage` reads.

@@ -285,7 +285,7 @@ class _Seed:
 
     @classmethod
     def load(cls, config: StudyConfig, seed: int, code: str, work: str | Path) -> _Seed:
-        from ..training import ann_outputs, validation_split
+        from ..training import ann_outputs, calibration_set
 
         work = Path(work)
         ds = _dataset()
@@ -296,7 +296,7 @@ class _Seed:
             "code": code,
             "ann_accuracy": float((reference.argmax(1) == ds.y_test).double().mean()),
         }
-        x_cal = ds.x_train[validation_split(ds, config.validation, seed)[0]][: config.calibration_images]
+        x_cal = calibration_set(ds, config.calibration_images, config.validation, seed)
         return cls(config, seed, code, work, ds, ann, reference, x_cal, base)
 
     def point(self, method: str, T: int) -> Path:

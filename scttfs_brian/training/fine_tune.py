@@ -80,6 +80,7 @@ from .loop import (
 from .spiking import clamp_kernels, is_kernel_name, trainable_parameters, with_window
 
 __all__ = [
+    "calibration_set",
     "fine_tune",
     "fine_tune_windows",
     "validation_split",
@@ -115,6 +116,16 @@ def validation_split(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[
     val = np.sort(np.concatenate(val))
     train = np.setdiff1d(np.arange(len(y)), val)
     return train, val
+
+
+def calibration_set(dataset: Dataset, count: int, validation: float | None, seed: int = 0) -> torch.Tensor:
+    """The training images that set the kernels and the bias correction: the first ``count`` of
+    the training split less its validation part (:func:`validation_split` from ``seed``; all
+    training images when ``validation`` is None). The study, the demo and
+    :func:`fine_tune_windows` take them this way."""
+    if validation is None:
+        return dataset.x_train[:count]
+    return dataset.x_train[validation_split(dataset, validation, seed)[0]][:count]
 
 
 def without_validation(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
@@ -462,12 +473,7 @@ def fine_tune_windows(
         raise ValueError(f"windows must increase (got {windows}, after {previous and previous[0]})")
     validation = kwargs.get("validation", 0.2)
     seed = kwargs.get("seed", 0)
-    train_idx = (
-        np.arange(len(dataset.x_train))
-        if validation is None
-        else validation_split(dataset, validation, seed)[0]
-    )
-    x_cal = dataset.x_train[train_idx][:calibration_images]
+    x_cal = calibration_set(dataset, calibration_images, validation, seed)
     if validation is not None:
         val_idx = validation_split(dataset, validation, seed)[1]
         x_val = dataset.x_train[val_idx].to(dtype)
