@@ -32,7 +32,8 @@ spike times are a monotone step function of the potential, so the code's boundar
 (``coding.spike_boundaries``, derived once per code and dtype by bisection over every float, the
 stepwise rule deciding) turn the T-step loop into "how many boundaries are <= v" and per-word
 tables. Eager that is one ``torch.bucketize`` and gathers; ``compiled=True`` fuses the bias add,
-one comparison per boundary, the gathers and the spike counts into one pass per layer
+one comparison per boundary (each selecting the next word's values), the spike counts and the
+average poolings that the next layers start with into one call per layer
 (``scttfs_brian.torch.compiled_lookup``).
 
     .venv/bin/python benchmarks/twin_vs_ann.py [--repetitions 3] [--repeat 5] [--models vgg16 ...]
@@ -625,8 +626,12 @@ def main(argv=None) -> int:
         "+-inf and NaN). Eager: one `torch.bucketize` over the boundaries, gathers of the decoded value (and spike",
         "times when recorded), the spike counts from one `bincount` of (sample, word), and one `aminmax` pass",
         "(non-finite potentials go through the stepwise loop). `compiled=True`: the bias add, one comparison",
-        "per boundary, the gathers and the counts fused into one `torch.compile`d pass per layer; the",
-        "convolutions stay the same eager calls as in the ANN.",
+        "per boundary, each selecting the next word's decoded value (and spike times when recorded, and the",
+        "calibration flag for the counts: no index, no gather), the counts, and the average poolings that the",
+        "next layers start with (the window added in ATen's order: the same values), fused into one",
+        "`torch.compile`d call per layer; the convolutions and linear layers stay the same eager calls as in",
+        "the ANN. The twin passes each layer's bias in one sample's shape and its inputs unreshaped (no views:",
+        "fewer guards for dynamo to check per call).",
         "",
         "References, timed once after a warm-up in the first repetition's eager process: the float64 twin",
         '(spike-exact against Brian2, eager), and the float32 twin through the T-step stepwise loop (`method="stepwise"`:',

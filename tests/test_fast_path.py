@@ -70,7 +70,7 @@ def test_eager_lookup_equals_the_stepwise_rule(kernel_pair, T, dtype):
         assert_same(encode(code, torch.from_numpy(v), check=False), ref, dtype)
         # the twin's layer path: z, int64 spike times and the counts per sample
         parts = [torch.from_numpy(v[: len(v) // 2 * 2].reshape(2, -1))]
-        z, (t_enc, t_cal), n = encode_layer(code, parts, times=True, counts=True)
+        z, (t_enc, t_cal), n, _ = encode_layer(code, parts, times=True, counts=True)
         half = len(v) // 2 * 2
         assert t_enc.dtype == torch.int64
         assert_same(
@@ -99,7 +99,7 @@ def test_compiled_lookup_equals_the_stepwise_rule(pair, T, dtype):
         assert_same(encode(code, torch.from_numpy(v), compiled=True), ref, dtype)
         half = len(v) // 2 * 2
         parts = [torch.from_numpy(v[:half].reshape(2, -1))]
-        z, (t_enc, t_cal), n = encode_layer(code, parts, compiled=True, times=True, counts=True)
+        z, (t_enc, t_cal), n, _ = encode_layer(code, parts, compiled=True, times=True, counts=True)
         assert_same(
             (t_enc.to(z.dtype), t_cal.to(z.dtype), z), tuple(r[:half].reshape(2, -1) for r in ref), dtype
         )
@@ -124,7 +124,7 @@ def test_non_finite_potentials_as_before(compiled, dtype):
     for a, b in zip(loop, fast):
         assert torch.equal(a, b)
     assert loop[0][0] == -1 and loop[0][1] == 0 and loop[0][2] == -1
-    z, (t_enc, t_cal), _ = encode_layer(
+    z, (t_enc, t_cal), _, _ = encode_layer(
         code, [torch.from_numpy(v).reshape(1, -1)], compiled=compiled, times=True
     )
     assert torch.equal(z[0], loop[2]) and torch.equal(t_enc[0], loop[0].long())
@@ -227,7 +227,7 @@ def test_auto_compiles_large_layers_and_falls_back_to_eager(monkeypatch):
     assert_equal(encode_layer(code, [v], compiled="auto", times=True))
     assert lookup.COMPILE_STATE == {"cpu": True}
 
-    def no_compiler(key=None):
+    def no_compiler(key=None, pools=()):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(lookup, "compiled_lookup", no_compiler)
@@ -252,7 +252,7 @@ def test_auto_counts_the_whole_network(monkeypatch):
     assert per_call == 20 * sum(layer.size for layer in snn.graph.layers if layer.spiking)
     calls = []
     real = lookup.compiled_lookup
-    monkeypatch.setattr(lookup, "compiled_lookup", lambda key=None: calls.append(key) or real(key))
+    monkeypatch.setattr(lookup, "compiled_lookup", lambda key=None, pools=(): calls.append(key) or real(key, pools))
     monkeypatch.setattr(lookup, "AUTO_COMPILE_MIN", per_call)  # every layer alone is below it
     monkeypatch.setattr(lookup, "COMPILE_STATE", {})
     module = engine.GraphModule(snn.graph, torch.float32)
@@ -266,3 +266,68 @@ def test_auto_counts_the_whole_network(monkeypatch):
     calls.clear()
     module(x[:19])  # one image fewer: below the threshold, eager in every layer
     assert calls == []
+
+
+POOLS = [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 3), (3, 3), (0, 0)), ((5, 3), (2, 1), (2, 1)), ((8, 8), (8, 8), (0, 0))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_avg_pool_equals_torch_bit_for_bit(dtype):
+    """lookup.avg_pool (the pooling the compiled lookup fuses) gives F.avg_pool2d's values bit
+    for bit (count_include_pad=True), eager and compiled."""
+    x = torch.rand(4, 3, 9, 9, generator=torch.Generator().manual_seed(5), dtype=dtype) * 3
+    x8 = x[..., :8, :8].contiguous()
+    for kernel, stride, padding in POOLS:
+        z = x8 if kernel == (8, 8) else x
+        ref = nn.functional.avg_pool2d(z, kernel, stride, padding, count_include_pad=True)
+        got = lookup.avg_pool(z, kernel, stride, padding)
+        assert got.shape == ref.shape and torch.equal(got, ref), (kernel, stride, padding)
+    if dtype == torch.float32:  # compiled: float64 in test_fused_pooling_equals_the_eager_twin
+        code, pools = SCTTFSCode(4, *KERNEL_PAIRS["table1-cifar10"]), (POOLS[0], POOLS[3])
+        fn = torch.compile(lookup._lookup_function(pools), dynamic=True)
+        tables = lookup.lookup_tables(code, dtype, "cpu")
+        got, out, n, pooled = fn([x], tables["bounds_c"], tables["z_signed_c"], (), False)
+        z, _, _, ref = encode_layer(code, [x], pools=pools)  # eager: F.avg_pool2d
+        assert out == [] and n is None and len(pooled) == len(ref) == 2 and torch.equal(got, z)
+        assert all(torch.equal(a, b) for a, b in zip(pooled, ref))
+
+
+def test_fused_pooling_equals_the_eager_twin():
+    """A spiking layer read through two different poolings and directly: the compiled twin
+    (poolings fused into the layer's lookup) equals the eager twin and the loop, bit for bit, in
+    float32 and float64, with and without recording."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+            self.c2 = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+            self.f1 = nn.Linear(4 * 16, 10)
+            self.f2 = nn.Linear(4 * 16, 10)
+            self.f3 = nn.Linear(4 * 16, 10)
+
+        def forward(self, x):
+            a = torch.relu(self.c1(x))
+            b = torch.relu(self.c2(a))
+            p1 = torch.flatten(nn.functional.avg_pool2d(a, 2), 1)
+            p2 = torch.flatten(nn.functional.avg_pool2d(a, 3, 2, 1), 1)
+            return self.f1(p1) + self.f2(p2) + self.f3(torch.flatten(b, 1))
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    snn = convert(model, (1, 8, 8), code=SCTTFSCode(6, *KERNEL_PAIRS["table1-cifar10"]))
+    pools = engine.executor._pools(snn.graph)
+    assert sorted(len(p) for p in pools.values()) == [2], pools  # the first layer, read through 2 poolings
+    for dtype in (torch.float32, torch.float64):
+        module = engine.GraphModule(snn.graph, dtype)
+        for record in ((), True):
+            outs = {}
+            for compiled, method in ((False, "lookup"), (True, "lookup"), (False, "stepwise")):
+                module.compiled, module.method = compiled, method
+                outs[compiled, method] = module(x, record=record)
+            ref = outs[False, "stepwise"]
+            for out in outs.values():
+                assert torch.equal(out.output, ref.output)
+                assert all(torch.equal(out.spike_counts[k], ref.spike_counts[k]) for k in ref.spike_counts)
+                assert all(torch.equal(out.decoded[k], ref.decoded[k]) for k in ref.decoded)

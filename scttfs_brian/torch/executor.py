@@ -58,27 +58,54 @@ def apply_op(op, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.T
     raise TypeError(f"unknown graph operation {type(op).__name__}")
 
 
-def _execute(graph: Graph, x: torch.Tensor, bias, weight, activation) -> dict:
+def _pools(graph: Graph) -> dict:
+    """``{population: ((kernel, stride, padding), ...)}``: the distinct average poolings that
+    projections from a population apply first (the twin fuses them into its spiking layers)."""
+    pools: dict = {}
+    for layer in graph.layers:
+        for proj in layer.inputs:
+            if proj.ops and isinstance(proj.ops[0], AvgPool2d):
+                op = proj.ops[0]
+                key = (op.kernel, op.stride, op.padding)
+                if key not in pools.setdefault(proj.source, ()):
+                    pools[proj.source] += (key,)
+    return pools
+
+
+def _execute(graph: Graph, x: torch.Tensor, bias, weight, activation, pools: dict | None = None) -> dict:
     """The graph executor: every layer's ``v = bias + input_1 + input_2 + ...`` (added in that
     order; each input is its projection's ops applied to the source's activation), then the
     layer's activation. ``bias(li)``: the bias of layer ``li`` as a tensor of shape
     ``layer.shape`` (or broadcastable to ``(B, *layer.shape)``); ``weight(li, pi, oi)``: the
     weight of op ``oi`` of projection ``pi`` (``None``: from the op); ``activation(name, code,
-    parts)``: a spiking layer's value from its potentials' summands ``parts`` (bias first). The
-    input is activated too when the graph encodes it (``graph.input_code``). Returns the
-    activations by population name (:data:`INPUT` included)."""
-    acts = {INPUT: x}
+    parts, pools)``: a spiking layer's value from its potentials' summands ``parts`` (bias
+    first), and ``{pool: pooled value}`` for any of ``pools`` (:func:`_pools`: the average
+    poolings its outgoing projections start with) it computed on the way; a projection takes
+    such a pooled value instead of running that op (``pools``: ``_pools(graph)``, computed here
+    when not given). The input is activated too when the graph encodes it
+    (``graph.input_code``). Returns the activations by population name (:data:`INPUT`
+    included)."""
+    pools = _pools(graph) if pools is None else pools
+    batch = x.shape[0]
+    acts, pooled = {INPUT: x}, {}
     if graph.input_code is not None:
-        acts[INPUT] = activation(INPUT, graph.input_code, [x])
+        acts[INPUT], pooled[INPUT] = activation(INPUT, graph.input_code, [x], pools.get(INPUT, ()))
     for li, layer in enumerate(graph.layers):
-        parts = [bias(li).expand(len(x), *layer.shape)]
+        parts = [bias(li)]  # broadcast against the inputs
         for pi, proj in enumerate(layer.inputs):
-            h = acts[proj.source]
-            for oi, op in enumerate(proj.ops):
+            h, first = acts[proj.source], 0
+            if proj.ops and isinstance(proj.ops[0], AvgPool2d):
+                op = proj.ops[0]
+                done = pooled.get(proj.source, {}).get((op.kernel, op.stride, op.padding))
+                if done is not None:
+                    h, first = done, 1
+            for oi, op in enumerate(proj.ops[first:], first):
                 h = apply_op(op, h, weight(li, pi, oi))
-            parts.append(h.reshape(len(x), *layer.shape))
+            parts.append(h if h.shape[1:] == layer.shape else h.reshape(batch, *layer.shape))
         if layer.spiking:
-            acts[layer.name] = activation(layer.name, layer.code, parts)
+            acts[layer.name], pooled[layer.name] = activation(
+                layer.name, layer.code, parts, pools.get(layer.name, ())
+            )
         else:
             v = parts[0]
             for h in parts[1:]:
@@ -87,11 +114,11 @@ def _execute(graph: Graph, x: torch.Tensor, bias, weight, activation) -> dict:
     return acts
 
 
-def _relu(name, code, parts) -> torch.Tensor:
+def _relu(name, code, parts, pools) -> tuple:
     v = parts[0]
     for h in parts[1:]:
         v = v + h
-    return v.clamp_min(0)
+    return v.clamp_min(0), {}
 
 
 def relu_forward(graph: Graph, x: torch.Tensor) -> torch.Tensor:
@@ -136,10 +163,11 @@ class GraphModule(nn.Module):
         Each spiking layer maps its potentials to spike times and decoded values through its
         code's codeword boundaries (:func:`.lookup.boundaries`, derived from the stepwise rule once
         per code and dtype). ``compiled=False``: eager, one ``torch.bucketize``, gathers and one
-        ``bincount`` for the spike counts. ``compiled=True``: the bias add, the comparisons, the
-        gathers and the spike counts fused into one ``torch.compile`` pass per layer
-        (:func:`.lookup.compiled_lookup`); the first call per code, dtype and layer shape
-        compiles (seconds; needs a C++ compiler on CPU, triton on GPU). ``"auto"`` (default):
+        ``bincount`` for the spike counts. ``compiled=True``: the bias add, the comparisons
+        (each selecting the next word's values), the spike counts and the average poolings the
+        next layers start with fused into one ``torch.compile`` call per layer
+        (:func:`.lookup.compiled_lookup`); the first call per number of boundaries, dtype and
+        set of outputs compiles (seconds; needs a C++ compiler on CPU, triton on GPU). ``"auto"`` (default):
         when the call's spiking layers hold at least :data:`.lookup.AUTO_COMPILE_MIN` potentials
         together (where compiling pays back), compiled for each layer whose code has at most
         :data:`.lookup.AUTO_COMPILE_MAX_BOUNDS` boundaries; eager for smaller calls, and eager everywhere on a device where
@@ -174,6 +202,10 @@ class GraphModule(nn.Module):
                 for oi, op in enumerate(proj.ops):
                     if isinstance(op, (Conv2d, Dense)):
                         self.register_buffer(f"w{li}_{pi}_{oi}", torch.from_numpy(op.weight).to(dtype))
+        # per call: the spiking layers' potentials per sample (compiled="auto" decides on them)
+        # and the poolings fused into the spiking layers
+        self._spiking_size = sum(layer.size for layer in graph.layers if layer.code is not None)
+        self._pools = _pools(graph)
 
     def forward(self, x: torch.Tensor, record: Any = (), counts: bool = True) -> FunctionalOutput:
         """The network on a batch ``x`` of shape ``(B, *graph.input_shape)`` (finite values;
@@ -181,7 +213,7 @@ class GraphModule(nn.Module):
         for all) whose spike times and decoded values are returned; ``counts``: whether the
         spikes per sample are counted. Returns a :class:`FunctionalOutput`."""
         g = self.graph
-        buffers = dict(self.named_buffers())
+        buffers = self._buffers  # every buffer is registered on the module itself
         dtype = buffers["b0"].dtype
         x = torch.as_tensor(x).to(device=buffers["b0"].device, dtype=dtype)
         if tuple(x.shape[1:]) != g.input_shape:
@@ -194,21 +226,22 @@ class GraphModule(nn.Module):
                 raise ValueError("inputs must be finite (got NaN or inf); clean the batch before simulating")
         record = set(g.recording(record))  # whole populations; neuron selections are Brian2's
         spike_counts, spike_times, decoded = {}, {}, {}
-        size = len(x) * sum(layer.size for layer in g.layers if layer.code is not None)
+        size = len(x) * self._spiking_size
 
-        def spike(name, code, parts):
+        def spike(name, code, parts, pools):
             # v = parts[0] + parts[1] + ...: potentials of finite inputs and (graph-validated)
-            # finite weights, no re-check; the code's boundaries give z (and spike times, counts)
-            z, times, n = encode_layer(
+            # finite weights, no re-check; the code's boundaries give z (and spike times, counts,
+            # and z average-pooled as the next layers' projections start)
+            z, times, n, pooled = encode_layer(
                 code, parts, compiled=self.compiled, times=name in record, counts=counts, method=self.method,
-                auto_size=size,
+                auto_size=size, pools=pools,
             )
             if counts:
                 spike_counts[name] = n
             if name in record:
                 spike_times[name] = times
                 decoded[name] = z
-            return z
+            return z, dict(zip(pools, pooled))
 
         if g.input_code is not None and x.numel() and bool(x_min < 0):
             raise ValueError(
@@ -216,7 +249,8 @@ class GraphModule(nn.Module):
                 "use unnormalized inputs or analog input coding (input_code=None)"
             )
         acts = _execute(
-            g, x, lambda li: buffers[f"b{li}"], lambda li, pi, oi: buffers.get(f"w{li}_{pi}_{oi}"), spike
+            g, x, lambda li: buffers[f"b{li}"], lambda li, pi, oi: buffers.get(f"w{li}_{pi}_{oi}"), spike,
+            self._pools,
         )
         return FunctionalOutput(
             output=acts[g.output.name], spike_counts=spike_counts, spike_times=spike_times, decoded=decoded

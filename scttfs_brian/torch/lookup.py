@@ -2,13 +2,14 @@ r"""The torch engine's fast exact path: a layer's spike times and decoded values
 
 A code's spike times are a monotone step function of the potential, so its codeword boundaries
 (:func:`scttfs_brian.coding.spike_boundaries`, derived from the stepwise rule) turn the T-step
-loop of eqs. 9-13 into "how many boundaries are <= v" and a gather of that word's spike times and
-decoded value (eqs. 16-17). Two forms, identical bit for bit to the stepwise rule (tested):
+loop of eqs. 9-13 into "how many boundaries are <= v" and that word's spike times and decoded
+value (eqs. 16-17). Two forms, identical bit for bit to the stepwise rule (tested):
 
 * eager: one ``torch.bucketize`` over the boundaries, gathers, and the spike counts from one
   ``bincount`` (:func:`word_lookup`);
-* compiled: one comparison per boundary, the gathers and the spike counts fused into one
-  ``torch.compile`` pass (:func:`compiled_lookup`).
+* compiled: one comparison per boundary, each selecting the next word's values (no index, no
+  gather), the spike counts and the average poolings that the next layers start with, fused
+  into one ``torch.compile`` call per layer (:func:`compiled_lookup`, :func:`lookup_and_pool`).
 
 The twin's default, ``compiled="auto"`` (:func:`encode_layer`), compiles the layers of a network
 whose spiking layers together hold at least :data:`AUTO_COMPILE_MIN` potentials per call (and
@@ -27,7 +28,6 @@ The engine keeps what it derives from a code (boundaries, tables on a device) in
 from __future__ import annotations
 
 import functools
-import types
 import warnings
 from typing import Any
 
@@ -43,8 +43,11 @@ __all__ = [
     "boundaries",
     "lookup_tables",
     "word_lookup",
+    "select_lookup",
     "all_finite",
     "compiled_lookup",
+    "lookup_and_pool",
+    "avg_pool",
     "compiled_stepwise",
     "AUTO_COMPILE_MIN",
     "AUTO_COMPILE_MAX_BOUNDS",
@@ -80,8 +83,10 @@ def _boundaries(code: CodeBase, dtype: np.dtype) -> Boundaries:
 def lookup_tables(code: CodeBase, dtype: torch.dtype, device: Any) -> dict | None:
     """:func:`boundaries` as torch tensors on ``device`` (made once per code, dtype and device):
     ``bounds`` and per-word ``z`` (decoded value), ``t_enc_v``/``t_cal_v`` (``dtype``),
-    ``t_enc``/``t_cal`` (int64), ``cal`` (0/1 int64); the same with suffix ``_c`` padded for the
-    compiled lookup (NaN boundaries, never counted, to a multiple of 8: fewer recompilations).
+    ``t_enc``/``t_cal`` (int64), ``cal`` (0/1 int64), ``z_signed`` (``z`` with the sign bit set
+    on the words with a calibration spike); the same with suffix ``_c`` padded for the compiled
+    lookup (NaN boundaries, never counted, to a multiple of 8: fewer recompilations; integer
+    tables in int32, whose selects vectorize as the float ones do).
     ``None`` for other dtypes, and (with a warning, once) when the rule has no boundaries for
     the code's tables: callers then run the stepwise loop."""
     return _lookup_tables(code, dtype, str(device))
@@ -96,11 +101,15 @@ def _lookup_tables(code: CodeBase, dtype: torch.dtype, device: str) -> dict | No
     except RuntimeError as err:
         warnings.warn(f"{code!r} in {dtype}: {err}; the torch twin runs the stepwise loop", stacklevel=4)
         return None
+    if np.signbit(b.value).any():  # decoded values are sums of positive thresholds
+        warnings.warn(f"{code!r} in {dtype}: a decoded value below +0; the torch twin runs the stepwise loop", stacklevel=4)
+        return None
     n_pad = -len(b.bounds) % 8 if len(b.bounds) else 8
     words = {
         "z": (b.value, dtype), "t_enc_v": (b.t_enc, dtype), "t_cal_v": (b.t_cal, dtype),
         "t_enc": (b.t_enc, torch.int64), "t_cal": (b.t_cal, torch.int64),
         "cal": ((b.t_cal >= 0).astype(np.int64), torch.int64),
+        "z_signed": (np.where(b.t_cal >= 0, -b.value, b.value), dtype),
     }  # fmt: skip
     out = {"bounds": torch.from_numpy(b.bounds.copy()).to(device)}
     out["bounds_c"] = torch.from_numpy(np.concatenate([b.bounds, np.full(n_pad, np.nan, b.bounds.dtype)])).to(
@@ -109,7 +118,7 @@ def _lookup_tables(code: CodeBase, dtype: torch.dtype, device: str) -> dict | No
     for k, (a, dt) in words.items():
         out[k] = torch.from_numpy(np.asarray(a)).to(device=device, dtype=dt)
         out[k + "_c"] = torch.from_numpy(np.concatenate([a, np.repeat(a[-1:], n_pad)])).to(
-            device=device, dtype=dt
+            device=device, dtype=torch.int32 if dt == torch.int64 else dt
         )
     return out
 
@@ -136,39 +145,21 @@ def all_finite(v: torch.Tensor) -> bool:
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
-def word_lookup(parts, bounds, tables, counts: bool, search: bool):
-    """The codebook lookup on torch tensors, written as straight-line tensor code so that
-    ``torch.compile`` fuses it into one pass (:func:`compiled_lookup`).
+def word_lookup(parts, bounds, tables, counts: bool):
+    """The eager codebook lookup (the twin's ``compiled=False`` path).
 
     ``v = parts[0] + parts[1] + ...`` (added in that order, as the twin adds a layer's bias and
     inputs); ``bounds``: :attr:`Boundaries.bounds` as a tensor of ``v``'s dtype; ``tables``:
-    per-word tables to gather (e.g. the decoded value in ``v``'s dtype). The word is
-    ``#{j: v >= bounds[j]}``: with ``search=True`` one ``torch.bucketize`` (eager; NaN would
-    land on the last word, callers exclude it), else one comparison per boundary, unrolled
-    (compiled; NaN compares false, word 0 as in the rule). ``counts=True`` also returns the
-    spikes per sample, ``(B, 2)`` int64: encoding (word > 0) and calibration (``tables[-1]``
-    is then the per-word 0/1 calibration flag, not returned). Returns ``(gathered, counts)``.
+    per-word tables to look up (e.g. the decoded value in ``v``'s dtype). The word ``w =
+    #{j: v >= bounds[j]}`` comes from one ``torch.bucketize`` (NaN would land on the last word:
+    callers exclude it), the values from gathers. ``counts=True`` also returns the spikes per
+    sample, ``(B, 2)`` int64: encoding (``w > 0``) and calibration (``tables[-1]`` is then the
+    per-word 0/1 calibration flag, not returned), from one ``bincount`` of (sample, word) pairs.
+    Returns ``(looked up, counts or None)``; :func:`select_lookup` is the compiled form.
     """
     v = parts[0]
     for h in parts[1:]:
         v = v + h
-    if search:
-        return _searched(v, bounds, tables, counts)
-    w = (v >= bounds[0]).to(torch.int32)
-    for j in range(1, bounds.shape[0]):
-        w = w + (v >= bounds[j]).to(torch.int32)
-    if not counts:
-        return [tab[w] for tab in tables], None
-    out = [tab[w] for tab in tables[:-1]]
-    flat = w.flatten(1)
-    n = torch.stack([(flat > 0).sum(1), tables[-1][flat].sum(1, dtype=torch.int64)], dim=1)
-    return out, n
-
-
-def _searched(v, bounds, tables, counts: bool):
-    """:func:`word_lookup` eager: the same words and values with the cheapest eager ops (int32
-    words from one ``bucketize``, ``index_select`` gathers, the counts from one ``bincount`` of
-    (sample, word) pairs instead of a gather per potential)."""
     w = torch.bucketize(v, bounds, right=True, out_int32=True)
     flat = w.reshape(-1)
     out = [tab.index_select(0, flat).reshape(v.shape) for tab in (tables[:-1] if counts else tables)]
@@ -181,25 +172,111 @@ def _searched(v, bounds, tables, counts: bool):
     return out, torch.stack([hist[:, 1:].sum(1), (hist * tables[-1]).sum(1)], dim=1)
 
 
-_WORD_LOOKUP = word_lookup  # the function compiled_lookup copies (even while word_lookup is wrapped)
+def select_lookup(parts, bounds, signed, tables, counts: bool):
+    """The codebook lookup as straight-line tensor code, which ``torch.compile`` fuses into one
+    pass over the potentials (:func:`compiled_lookup`): the same words as :func:`word_lookup`,
+    without an index or a gather.
+
+    ``v = parts[0] + parts[1] + ...`` (added in that order); ``bounds``: the padded boundaries
+    (``lookup_tables(...)["bounds_c"]``: ascending, NaN padding last). A chain of selects,
+    ``out = tab[j + 1] where v >= bounds[j] else out`` for ``j = 0, 1, ...`` from ``tab[0]``:
+    the bounds ascend, so the comparisons that hold are ``j < w`` and the last one leaves
+    ``tab[w]`` (NaN compares false: word 0, as in the rule). ``signed``: the decoded value per
+    word with the sign bit set on the words with a calibration spike (``"z_signed_c"``; decoded
+    values are ``>= +0``, so no bit of them is lost): its one chain gives ``z = |signed[w]|``
+    and, from the sign bit, the calibration spike. ``tables``: further per-word tables (int32
+    ones come back as int64: the spike times). ``counts=True`` also returns the spikes per
+    sample, ``(B, 2)`` int64: encoding (``v >= bounds[0]``, i.e. ``w > 0``) and calibration
+    (summed in int32). Returns ``(z, looked up tables, counts or None)``.
+    """
+    v = parts[0]
+    for h in parts[1:]:
+        v = v + h
+    zs = signed[0].expand(v.shape)
+    out = [tab[0].expand(v.shape) for tab in tables]
+    spiked = v >= bounds[0]  # w > 0
+    for j in range(bounds.shape[0]):
+        hit = spiked if j == 0 else v >= bounds[j]
+        zs = torch.where(hit, signed[j + 1], zs)
+        out = [torch.where(hit, tab[j + 1], o) for tab, o in zip(tables, out)]
+    out = [o.long() if o.dtype == torch.int32 else o for o in out]
+    if not counts:
+        return zs.abs(), out, None
+    calibrated = zs.view(torch.int32 if zs.dtype == torch.float32 else torch.int64) < 0  # the sign bit
+    n = torch.stack(
+        [spiked.flatten(1).sum(1, dtype=torch.int32), calibrated.flatten(1).sum(1, dtype=torch.int32)], dim=1
+    )
+    return zs.abs(), out, n.long()
+
+
+def avg_pool(z: torch.Tensor, kernel, stride, padding) -> torch.Tensor:
+    """``F.avg_pool2d(z, kernel, stride, padding, count_include_pad=True)`` as straight-line
+    tensor code, which ``torch.compile`` fuses into a layer's lookup (:func:`lookup_and_pool`):
+    zero padding, the window's elements added in row-major order, the sum divided by the
+    window's area. ATen's CPU kernel adds in that order and divides the same way, so the values
+    are the same, bit for bit (tested for several kernels, strides and paddings, float32 and
+    float64, eager and compiled). ``kernel``, ``stride``, ``padding``: ``(h, w)`` pairs;
+    ``z``: ``(..., H, W)``."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if ph or pw:
+        z = torch.nn.functional.pad(z, (pw, pw, ph, ph))
+    ho = (z.shape[-2] - kh) // sh + 1
+    wo = (z.shape[-1] - kw) // sw + 1
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            window = z[..., i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+            total = window if total is None else total + window
+    return total / (kh * kw)
+
+
+def lookup_and_pool(parts, bounds, signed, tables, counts: bool, pools=()):
+    """:func:`select_lookup` and, of the decoded value ``z`` (shape ``(B, C, H, W)``), each
+    average pooling in ``pools`` (``(kernel, stride, padding)``, as :func:`avg_pool`): what the
+    layers fed by this one compute first, fused into the same call. Returns ``(z, looked up
+    tables, counts or None, pooled)``."""
+    z, out, n = select_lookup(parts, bounds, signed, tables, counts)
+    return z, out, n, [avg_pool(z, *pool) for pool in pools]
+
+
 _COMPILED_LOOKUP: dict = {}
-_COMPILED_STEPWISE: list = []
 
 
-def compiled_lookup(key: Any = None):
-    """:func:`word_lookup` compiled by ``torch.compile`` (inductor): the comparisons against
-    every boundary, the gathers and the spike counts fused into one pass over the potentials;
-    same comparisons in the same dtype, so the same words (tested). The first call for a new
-    number of boundaries, dtype or set of outputs compiles (seconds, needs a C++ compiler).
+def _lookup_function(pools: tuple):
+    """:func:`lookup_and_pool` with ``pools`` written into its code as literals: one new code
+    object per variant, and ``torch.compile`` sees the pooling's kernel, stride and padding as
+    constants (an argument or a closure would make them symbolic under ``dynamic=True``, and
+    the pooling an index computation per element: x2.7 slower)."""
+    pooled = "".join(f"avg_pool(z, {kernel!r}, {stride!r}, {padding!r}), " for kernel, stride, padding in pools)
+    source = (
+        "def lookup_and_pool(parts, bounds, signed, tables, counts):\n"
+        "    z, out, n = select_lookup(parts, bounds, signed, tables, counts)\n"
+        f"    return z, out, n, [{pooled}]\n"
+    )
+    namespace = {"select_lookup": select_lookup, "avg_pool": avg_pool}
+    exec(compile(source, f"<lookup_and_pool {pools}>", "exec"), namespace)
+    return namespace["lookup_and_pool"]
+
+
+def compiled_lookup(key: Any = None, pools: tuple = ()):
+    """:func:`lookup_and_pool` with these ``pools`` compiled by ``torch.compile`` (inductor): the
+    bias add, the comparisons against every boundary, the selects of the tables, the spike
+    counts and the pooled values in one call (one pass over the potentials, and one over the
+    decoded values per pooling); same comparisons in the same dtype, so the same words, and the
+    same pooled sums (tested). Called as ``(parts, bounds, signed, tables, counts)``. The first call for
+    a new number of boundaries, dtype or set of outputs compiles (seconds, needs a C++
+    compiler).
 
     ``key`` names one variant (the callers use dtype, padded number of boundaries, number of
-    parts and outputs): each key gets its own copy of the function's code, so that dynamo's
+    parts, outputs and ``pools``): each key gets its own code object, so that dynamo's
     recompilation limit (per code object) counts the recompilations of one variant only
     (shapes), not every code and dtype of a network or a test session."""
     if key not in _COMPILED_LOOKUP:
-        fn = types.FunctionType(_WORD_LOOKUP.__code__.replace(), _WORD_LOOKUP.__globals__, "word_lookup")
-        _COMPILED_LOOKUP[key] = torch.compile(fn, dynamic=True)
+        _COMPILED_LOOKUP[key] = torch.compile(_lookup_function(tuple(pools)), dynamic=True)
     return _COMPILED_LOOKUP[key]
+
+
+_COMPILED_STEPWISE: list = []
 
 
 def compiled_stepwise():
@@ -247,13 +324,12 @@ def encode(
     fast = lookup_tables(code, v.dtype, v.device) if method == "lookup" else None
     if fast is None or (not compiled and not all_finite(v)):  # bucketize would put NaN last
         return _stepwise(code, v, compiled)
-    tables = (fast["t_enc_v"], fast["t_cal_v"], fast["z"])
     if not compiled:
-        (t_enc, t_cal, z), _ = word_lookup([v], fast["bounds"], tables, False, True)
+        (t_enc, t_cal, z), _ = word_lookup([v], fast["bounds"], (fast["t_enc_v"], fast["t_cal_v"], fast["z"]), False)
         return t_enc, t_cal, z
-    tables = tuple(fast[k + "_c"] for k in ("t_enc_v", "t_cal_v", "z"))
     key = (v.dtype, len(fast["bounds_c"]), 1, "encode")
-    (t_enc, t_cal, z), _ = compiled_lookup(key)([v.reshape(-1)], fast["bounds_c"], tables, False, False)
+    tables = (fast["t_enc_v_c"], fast["t_cal_v_c"])
+    z, (t_enc, t_cal), _, _ = compiled_lookup(key)([v.reshape(-1)], fast["bounds_c"], fast["z_signed_c"], tables, False)
     return t_enc.reshape(v.shape), t_cal.reshape(v.shape), z.reshape(v.shape)
 
 
@@ -288,28 +364,34 @@ def encode_layer(
     counts: bool = True,
     method: str = "lookup",
     auto_size: int | None = None,
+    pools=(),
 ):
     """The twin's spiking layer: ``v = parts[0] + parts[1] + ...`` (bias first, then each
-    input, batch first), then its decoded value ``z``, int64 spike times (when ``times``) and
-    the spikes per sample (``(B, 2)`` int64, when ``counts``). ``compiled`` and ``method`` as
+    input, batch first; they broadcast: the twin passes the bias in one sample's shape), then
+    its decoded value ``z``, int64 spike times (when ``times``) and the spikes per sample
+    (``(B, 2)`` int64, when ``counts``). ``compiled`` and ``method`` as
     for :func:`encode`; ``compiled="auto"``: the compiled lookup for layers of at least
     :data:`AUTO_COMPILE_MIN` potentials whose code has at most :data:`AUTO_COMPILE_MAX_BOUNDS`
     boundaries, where ``torch.compile`` works on the device (the first
     failure to compile there warns once and leaves the device on the eager lookup), else the
     eager one; all give the same results. Potentials of finite inputs and finite weights need
     no check, except that float overflow can make them non-finite: the eager lookup then runs
-    the loop, the compiled one is exact there too. Returns ``(z, (t_enc, t_cal) or None,
-    counts or None)``. ``auto_size``: the potentials per call that ``compiled="auto"`` compares
-    with :data:`AUTO_COMPILE_MIN` (default: this layer's; :class:`~.executor.GraphModule`
-    passes its whole network's)."""
+    the loop, the compiled one is exact there too. ``pools``: average poolings of ``z``
+    (``(kernel, stride, padding)`` pairs, ``count_include_pad=True``) that the layers fed by this
+    one apply first; compiled they are fused into the lookup (:func:`lookup_and_pool`), else
+    ``F.avg_pool2d``: the same values. Returns ``(z, (t_enc, t_cal) or None, counts or None,
+    pooled)``, ``pooled`` a tuple in the order of ``pools``. ``auto_size``: the potentials per
+    call that ``compiled="auto"`` compares with :data:`AUTO_COMPILE_MIN` (default: this layer's;
+    :class:`~.executor.GraphModule` passes its whole network's)."""
     v0 = parts[0]
+    pools = tuple(pools)
     fast = lookup_tables(code, v0.dtype, v0.device) if _method(method) == "lookup" else None
     if compiled == "auto":
         compiled = False
         if fast is not None and _auto(v0, fast, auto_size):
             kind = v0.device.type
             try:
-                out = _lookup_layer(fast, parts, True, times, counts)
+                out = _lookup_layer(fast, parts, True, times, counts, pools)
             except Exception as err:  # no C++ compiler / triton: inductor's errors vary by version
                 if COMPILE_STATE.get(kind):
                     raise  # it compiled here before: a real error
@@ -338,15 +420,21 @@ def encode_layer(
         n = None
         if counts:
             n = torch.stack([(t_enc >= 0).flatten(1).sum(1), (t_cal >= 0).flatten(1).sum(1)], dim=1)
-        return z, ((t_enc.long(), t_cal.long()) if times else None), n
-    return _lookup_layer(fast, parts, compiled, times, counts)
+        return z, ((t_enc.long(), t_cal.long()) if times else None), n, _pool_eager(z, pools)
+    return _lookup_layer(fast, parts, compiled, times, counts, pools)
 
 
-def _lookup_layer(fast: dict, parts, compiled: bool, times: bool, counts: bool):
-    sfx = "_c" if compiled else ""
-    names = ("z", "t_enc", "t_cal") if times else ("z",)
-    tables = tuple(fast[k + sfx] for k in names) + ((fast["cal" + sfx],) if counts else ())
-    key = (parts[0].dtype, len(fast["bounds_c"]), len(parts), times, counts)
-    lookup = compiled_lookup(key) if compiled else word_lookup
-    out, n = lookup(list(parts), fast["bounds" + sfx], tables, counts, not compiled)
-    return out[0], (tuple(out[1:]) if times else None), n
+def _pool_eager(z: torch.Tensor, pools: tuple) -> tuple:
+    return tuple(torch.nn.functional.avg_pool2d(z, k, s, p, count_include_pad=True) for k, s, p in pools)
+
+
+def _lookup_layer(fast: dict, parts, compiled: bool, times: bool, counts: bool, pools: tuple):
+    if not compiled:
+        names = ("z", "t_enc", "t_cal") if times else ("z",)
+        tables = tuple(fast[k] for k in names) + ((fast["cal"],) if counts else ())
+        out, n = word_lookup(list(parts), fast["bounds"], tables, counts)
+        return out[0], (tuple(out[1:]) if times else None), n, _pool_eager(out[0], pools)
+    tables = (fast["t_enc_c"], fast["t_cal_c"]) if times else ()
+    key = (parts[0].dtype, len(fast["bounds_c"]), len(parts), times, counts, pools)
+    z, out, n, pooled = compiled_lookup(key, pools)(list(parts), fast["bounds_c"], fast["z_signed_c"], tables, counts)
+    return z, (tuple(out) if times else None), n, tuple(pooled)
