@@ -31,6 +31,7 @@ from torch import nn
 
 from ..graph import INPUT, AvgPool2d, Conv2d, Dense, Flatten, Graph
 from ..results import SimulationResult
+from . import lookup
 from .lookup import METHODS, encode_layer
 
 __all__ = ["GraphModule", "FunctionalOutput", "run", "simulate", "apply_op", "relu_forward"]
@@ -60,12 +61,18 @@ def apply_op(op, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.T
 
 def _pools(graph: Graph) -> dict:
     """``{population: ((kernel, stride, padding), ...)}``: the distinct average poolings that
-    projections from a population apply first (the twin fuses them into its spiking layers)."""
+    projections from a population apply first, the twin fuses into its spiking layers: those
+    whose window holds at most :data:`.lookup.FUSED_POOL_MAX_WINDOW` potentials and whose output
+    is more than one position per channel (a global pooling made dynamo recompile the fused
+    variant for its 1x1 output: 5 s on VGG16's first call, for a pooling of 2 potentials)."""
     pools: dict = {}
     for layer in graph.layers:
         for proj in layer.inputs:
             if proj.ops and isinstance(proj.ops[0], AvgPool2d):
                 op = proj.ops[0]
+                _, ho, wo = op.out_shape(graph.shape_of(proj.source))
+                if op.kernel[0] * op.kernel[1] > lookup.FUSED_POOL_MAX_WINDOW or ho * wo == 1:
+                    continue
                 key = (op.kernel, op.stride, op.padding)
                 if key not in pools.setdefault(proj.source, ()):
                     pools[proj.source] += (key,)

@@ -51,6 +51,7 @@ __all__ = [
     "compiled_stepwise",
     "AUTO_COMPILE_MIN",
     "AUTO_COMPILE_MAX_BOUNDS",
+    "FUSED_POOL_MAX_WINDOW",
     "COMPILE_STATE",
 ]
 
@@ -341,6 +342,13 @@ AUTO_COMPILE_MIN = 1 << 19
 #: ... and its code has at most this many boundaries (the compiled lookup unrolls one comparison
 #: per boundary: long windows, e.g. SC-TTFS with T > 9, compile for minutes and stay eager)
 AUTO_COMPILE_MAX_BOUNDS = 64
+
+#: The twin fuses an average pooling into the layer before it (:func:`lookup_and_pool`) when its
+#: window holds at most this many potentials (2x2 and 3x3 windows) and its output more than one
+#: position per channel. A larger window (ResNet20's global 8x8 pooling) compiled for 10 s,
+#: against 3 s for a variant without it, for no gain: it stays an eager ``F.avg_pool2d`` (the
+#: same values).
+FUSED_POOL_MAX_WINDOW = 9
 
 #: ``compiled="auto"``: device type -> ``True`` (``torch.compile`` worked there) or ``False`` (it
 #: failed once: that device stays on the eager lookup); clear it to try again.
