@@ -7,9 +7,10 @@ eval mode, ``torch.set_num_threads(2)``. The twin is ``convert(model, shape,
 code=SCTTFSCode(T=6, *PRESETS['cifar10']))``; besides the default, ``compiled=False`` (eager) and
 ``compiled=True`` are timed, and the ANN under ``torch.compile`` for reference.
 
-Each path runs in its own fresh process (``GROUPS``: eager, default, compiled; compiled kernels
-slow the eager ops of their process, so eager variants never share one with them), and each
-process times the eager ANN too: a ratio divides by the ANN of the same process. In a process
+Each path runs in its own fresh process (``GROUPS``: eager, default, compiled; running
+``torch.compile`` changes how the process's allocator maps memory, and with it the speed of its
+eager ops: see the report's "The eager ANN in each process"), and each process times the eager
+ANN too: a ratio divides by the ANN of the same process. In a process
 the variants are called once (compilation happens there, not timed; its time is reported), once
 more to warm up, then in ``--repeat`` rounds in a rotating order (so machine load hits them
 alike), and the medians are that process's times. The whole set of processes is repeated
