@@ -39,6 +39,7 @@ average poolings that the next layers start with into one call per layer
 
     .venv/bin/python benchmarks/twin_vs_ann.py [--repetitions 3] [--repeat 5] [--models vgg16 ...]
     .venv/bin/python benchmarks/twin_vs_ann.py --quick      # smoke test: digits CNN, 2 x 1 round
+    .venv/bin/python benchmarks/twin_vs_ann.py --report-only  # the .md again from the .json
 
 Writes benchmarks/results/twin_vs_ann.md and .json (``--quick``: printed, written only where
 ``--out`` is given).
@@ -47,6 +48,7 @@ Writes benchmarks/results/twin_vs_ann.md and .json (``--quick``: printed, writte
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -444,8 +446,8 @@ def _ann_by_process(rows: list[dict]) -> list[str]:
     against the ANN of the eager processes."""
     md = [
         "| model | eager ANN (ms): eager / default / compiled process | minor page faults per ANN call: "
-        "eager / default / compiled process | minor page faults per default twin call | default twin / ANN of "
-        "the eager process |",
+        "eager / default / compiled process | minor page faults per default twin call, median (min - max) | "
+        "default twin / ANN of the eager process |",
         "|---|---|---|---:|---:|",
     ]
     for r in rows:
@@ -454,13 +456,28 @@ def _ann_by_process(rows: list[dict]) -> list[str]:
         if faults is None:  # results written before the page faults were counted
             continue
         f = {g: statistics.median(x["ann_f32"] for x in faults[g]) for g in GROUPS}
-        twin = statistics.median(x["twin_f32_default"] for x in faults["default"])
+        twin = [x["twin_f32_default"] for x in faults["default"]]
         md.append(
             f"| {r['model']} | {' / '.join(f'{1e3 * ann[g]:.2f}' for g in GROUPS)} | "
-            f"{' / '.join(f'{f[g]:.0f}' for g in GROUPS)} | {twin:.0f} | "
-            f"x{r['median_s']['twin_f32_default'] / ann['eager']:.2f} |"
+            f"{' / '.join(f'{f[g]:.0f}' for g in GROUPS)} | {statistics.median(twin):.0f} "
+            f"({min(twin):.0f} - {max(twin):.0f}) | x{r['median_s']['twin_f32_default'] / ann['eager']:.2f} |"
         )
     return md
+
+
+def _twin_faults(rows: list[dict]) -> list[str]:
+    """Per model: the default twin's page faults and ratio in each repetition's process."""
+    lines = []
+    for r in rows:
+        faults = r.get("minor_faults_per_call")
+        if faults is None:
+            continue
+        pairs = ", ".join(
+            f"x{ratio:.2f} with {x['twin_f32_default']:.0f}"
+            for ratio, x in zip(r["ratio_spread"]["twin_f32_default"]["all"], faults["default"])
+        )
+        lines.append(f"* {r['model']}: {pairs} faults per call.")
+    return lines
 
 
 def _auto(rows: list[dict]) -> list[str]:
@@ -511,66 +528,23 @@ def _breakdown(rows: list[dict]) -> list[str]:
     return md
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--repetitions", type=int, default=3,
-        help="fresh processes per model and path, interleaved (median and range of the ratios reported)",
-    )  # fmt: skip
-    ap.add_argument("--repeat", type=int, default=5, help="timed rounds per variant in each process (median)")
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    ap.add_argument(
-        "--quick", action="store_true",
-        help="smoke test: 2 repetitions of 1 round, the digits CNN unless --models is given; written only with --out",
-    )  # fmt: skip
-    ap.add_argument("--models", nargs="*", default=None, choices=list(MODELS), help="default: all three")
-    ap.add_argument(
-        "--out", default=None, help="output path without suffix (default benchmarks/results/twin_vs_ann)"
-    )
-    args = ap.parse_args(argv)
-    write = args.out is not None or not args.quick
-    args.out = args.out or os.path.join(HERE, "results", "twin_vs_ann")
-    if args.quick:
-        args.repeat, args.repetitions = 1, 2
-        args.models = args.models or ["digits-cnn"]
-    args.models = args.models or list(MODELS)
-    if args.repetitions < 1 or args.repeat < 1:
-        ap.error(f"--repetitions and --repeat must be at least 1 (got {args.repetitions}, {args.repeat})")
-    t_start, load_start = time.perf_counter(), load_average()
-    reps = {name: [] for name in args.models}
-    for i in range(args.repetitions):  # interleaved: every model's processes, then again
-        for name in args.models:
-            part = run_repetition(name, args.batch, args.repeat, args.threads, references=i == 0)
-            reps[name].append(part)
-            print(
-                f"repetition {i + 1}/{args.repetitions}, {name}: "
-                + ", ".join(f"{g} x{part[g]['ratio'][v]:.2f}" for g, v in TIMED.items())
-                + f", ANN compiled x{part['compiled']['ratio']['ann_f32_compiled']:.2f}; loads "
-                + ", ".join(f"{g} {part[g]['load_avg_1min'][g][0]:.1f}" for g in GROUPS),
-                flush=True,
-            )
-    rows = [
-        merge_repetitions(name, reps[name], args.batch, args.repeat, args.threads) for name in args.models
-    ]
-    wall, load_end = time.perf_counter() - t_start, load_average()
-    given = sys.argv[1:] if argv is None else list(argv)
-    shown = [
-        a for i, a in enumerate(given) if not a.startswith("--out") and (i == 0 or given[i - 1] != "--out")
-    ]
-    command = " ".join([".venv/bin/python benchmarks/twin_vs_ann.py", *shown])
+def report(result: dict) -> list[str]:
+    """The markdown report (lines) of a result (:func:`main`'s JSON): written with it, and again
+    from the committed JSON by ``--report-only``."""
+    rows = result["rows"]
+    r0 = rows[0]
     met = [r["model"] for r in rows if r["ratio"]["twin_f32_default"] <= TARGET_RATIO]
     missed = [r["model"] for r in rows if r["model"] not in met]
     cores = os.cpu_count() or 1
-    quiet = load_start[0] < 0.25 * cores
-    md = [
+    quiet = result['load_average_start'][0] < 0.25 * cores
+    return [
         "# Torch twin vs plain ANN: inference time on CPU",
         "",
-        f"Machine: {machine()}; host {host()}. torch.set_num_threads({args.threads}), batch {args.batch}, random",
-        f"weights, eval mode. Command: `{command}` ({wall / 60:.1f} min).",
+        f"Machine: {result['machine']}; host {result['host']}. torch.set_num_threads({r0['threads']}), batch {r0['batch']}, random",
+        f"weights, eval mode. Command: `{result['command']}` ({result['wall_s'] / 60:.1f} min).",
         "",
         f"Machine load (`os.getloadavg`, 1 / 5 / 15 min, {cores} cores): at the start "
-        f"{', '.join(f'{v:.2f}' for v in load_start)}, at the end {', '.join(f'{v:.2f}' for v in load_end)};"
+        f"{', '.join(f'{v:.2f}' for v in result['load_average_start'])}, at the end {', '.join(f'{v:.2f}' for v in result['load_average_end'])};"
         f" the machine was {'quiet' if quiet else '**not quiet**'} at the start (1-min load "
         f"{'below' if quiet else 'at or above'} a quarter of its cores). The 1-minute load at the start and end "
         "of every process is in the last table.",
@@ -583,8 +557,8 @@ def main(argv=None) -> int:
         "(eager, default, compiled: running `torch.compile` changes the speed of the eager ops of its process,",
         "see \"The eager ANN in each process\"), each timing the eager",
         "ANN too; in each the variants are called once (compilation, not timed: see the first calls below), once",
-        f"more to warm up, then in {args.repeat} rounds in a rotating order, each round timing as many calls as fill {MIN_SAMPLE_S} s; a process's time is the median of its",
-        f"rounds and its ratio divides by its own eager ANN. The set of processes ran {args.repetitions} times,",
+        f"more to warm up, then in {r0['repeat']} rounds in a rotating order, each round timing as many calls as fill {MIN_SAMPLE_S} s; a process's time is the median of its",
+        f"rounds and its ratio divides by its own eager ANN. The set of processes ran {r0['repetitions']} times,",
         "interleaved (every model's three processes, then again); each cell shows the median ratio over the",
         "repetitions and its range (min - max). The ANN and twin times shown are medians over the repetitions.",
         "",
@@ -610,9 +584,16 @@ def main(argv=None) -> int:
         "",
         *_ann_by_process(rows),
         "",
+        "The twin's own page faults vary from process to process too: whether glibc hands the memory a call",
+        "freed back to the system (and the next call faults it in again) depends on what the process allocated",
+        "before. The default twin's ratio and its faults per call (counted after the timed rounds, so not",
+        "necessarily in the state the rounds ran in) in each repetition's process:",
+        "",
+        *_twin_faults(rows),
+        "",
         "## What the default compiles",
         "",
-        f'Potentials per call of each spiking population at batch {args.batch}; `compiled="auto"` compiles, when the',
+        f'Potentials per call of each spiking population at batch {r0["batch"]}; `compiled="auto"` compiles, when the',
         "network's populations hold at least `scttfs_brian.torch.lookup.AUTO_COMPILE_MIN` (2^19 = 524,288) together,",
         "those whose code has at most `AUTO_COMPILE_MAX_BOUNDS` boundaries, and runs the others through the eager lookup. Where",
         "`torch.compile` fails it warns once and runs everything eagerly (a warning would be listed here).",
@@ -658,6 +639,64 @@ def main(argv=None) -> int:
         *_repetitions(rows),
         "",
     ]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--repetitions", type=int, default=3,
+        help="fresh processes per model and path, interleaved (median and range of the ratios reported)",
+    )  # fmt: skip
+    ap.add_argument("--repeat", type=int, default=5, help="timed rounds per variant in each process (median)")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    ap.add_argument(
+        "--quick", action="store_true",
+        help="smoke test: 2 repetitions of 1 round, the digits CNN unless --models is given; written only with --out",
+    )  # fmt: skip
+    ap.add_argument("--models", nargs="*", default=None, choices=list(MODELS), help="default: all three")
+    ap.add_argument(
+        "--out", default=None, help="output path without suffix (default benchmarks/results/twin_vs_ann)"
+    )
+    ap.add_argument(
+        "--report-only", action="store_true",
+        help="rewrite the .md report from the .json result (same path as --out), without measuring",
+    )  # fmt: skip
+    args = ap.parse_args(argv)
+    write = args.out is not None or not args.quick
+    args.out = args.out or os.path.join(HERE, "results", "twin_vs_ann")
+    if args.report_only:
+        with open(args.out + ".json") as f:
+            write_atomic(args.out + ".md", "\n".join(report(json.load(f))))
+        return 0
+    if args.quick:
+        args.repeat, args.repetitions = 1, 2
+        args.models = args.models or ["digits-cnn"]
+    args.models = args.models or list(MODELS)
+    if args.repetitions < 1 or args.repeat < 1:
+        ap.error(f"--repetitions and --repeat must be at least 1 (got {args.repetitions}, {args.repeat})")
+    t_start, load_start = time.perf_counter(), load_average()
+    reps = {name: [] for name in args.models}
+    for i in range(args.repetitions):  # interleaved: every model's processes, then again
+        for name in args.models:
+            part = run_repetition(name, args.batch, args.repeat, args.threads, references=i == 0)
+            reps[name].append(part)
+            print(
+                f"repetition {i + 1}/{args.repetitions}, {name}: "
+                + ", ".join(f"{g} x{part[g]['ratio'][v]:.2f}" for g, v in TIMED.items())
+                + f", ANN compiled x{part['compiled']['ratio']['ann_f32_compiled']:.2f}; loads "
+                + ", ".join(f"{g} {part[g]['load_avg_1min'][g][0]:.1f}" for g in GROUPS),
+                flush=True,
+            )
+    rows = [
+        merge_repetitions(name, reps[name], args.batch, args.repeat, args.threads) for name in args.models
+    ]
+    wall, load_end = time.perf_counter() - t_start, load_average()
+    given = sys.argv[1:] if argv is None else list(argv)
+    shown = [
+        a for i, a in enumerate(given) if not a.startswith("--out") and (i == 0 or given[i - 1] != "--out")
+    ]
+    command = " ".join([".venv/bin/python benchmarks/twin_vs_ann.py", *shown])
     result = {
         "machine": machine(),
         "host": host(),
@@ -668,6 +707,7 @@ def main(argv=None) -> int:
         "target_ratio_f32": TARGET_RATIO,
         "rows": rows,
     }
+    md = report(result)
     if write:
         write_atomic(args.out + ".md", "\n".join(md))
         write_json_atomic(args.out + ".json", result)
