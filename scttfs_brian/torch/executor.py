@@ -172,7 +172,7 @@ class GraphModule(nn.Module):
         per code and dtype). ``compiled=False``: eager, one ``torch.bucketize``, gathers and one
         ``bincount`` for the spike counts. ``compiled=True``: the bias add, the comparisons
         (each selecting the next word's values), the spike counts and the average poolings the
-        next layers start with fused into one ``torch.compile`` call per layer
+        next layers start with (not for recorded layers) fused into one ``torch.compile`` call per layer
         (:func:`.lookup.compiled_lookup`); the first call per number of boundaries, dtype and
         set of outputs compiles (seconds; needs a C++ compiler on CPU, triton on GPU). ``"auto"`` (default):
         when the call's spiking layers hold at least :data:`.lookup.AUTO_COMPILE_MIN` potentials
@@ -239,6 +239,9 @@ class GraphModule(nn.Module):
             # v = parts[0] + parts[1] + ...: potentials of finite inputs and (graph-validated)
             # finite weights, no re-check; the code's boundaries give z (and spike times, counts,
             # and z average-pooled as the next layers' projections start)
+            # a recorded layer's poolings stay eager: recording is for analysis, and each fused
+            # variant is one more compilation (seconds)
+            pools = () if name in record else pools
             z, times, n, pooled = encode_layer(
                 code, parts, compiled=self.compiled, times=name in record, counts=counts, method=self.method,
                 auto_size=size, pools=pools,
