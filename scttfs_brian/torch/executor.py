@@ -59,6 +59,14 @@ def apply_op(op, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.T
     raise TypeError(f"unknown graph operation {type(op).__name__}")
 
 
+def _first_pool(proj) -> tuple | None:
+    """``(kernel, stride, padding)`` of the average pooling a projection starts with, or None."""
+    if proj.ops and isinstance(proj.ops[0], AvgPool2d):
+        op = proj.ops[0]
+        return op.kernel, op.stride, op.padding
+    return None
+
+
 def _pools(graph: Graph) -> dict:
     """``{population: ((kernel, stride, padding), ...)}``: the distinct average poolings that
     projections from a population apply first, the twin fuses into its spiking layers: those
@@ -68,14 +76,14 @@ def _pools(graph: Graph) -> dict:
     pools: dict = {}
     for layer in graph.layers:
         for proj in layer.inputs:
-            if proj.ops and isinstance(proj.ops[0], AvgPool2d):
-                op = proj.ops[0]
-                _, ho, wo = op.out_shape(graph.shape_of(proj.source))
-                if op.kernel[0] * op.kernel[1] > lookup.FUSED_POOL_MAX_WINDOW or ho * wo == 1:
-                    continue
-                key = (op.kernel, op.stride, op.padding)
-                if key not in pools.setdefault(proj.source, ()):
-                    pools[proj.source] += (key,)
+            key = _first_pool(proj)
+            if key is None:
+                continue
+            _, ho, wo = proj.ops[0].out_shape(graph.shape_of(proj.source))
+            if key[0][0] * key[0][1] > lookup.FUSED_POOL_MAX_WINDOW or ho * wo == 1:
+                continue
+            if key not in pools.setdefault(proj.source, ()):
+                pools[proj.source] += (key,)
     return pools
 
 
@@ -101,11 +109,9 @@ def _execute(graph: Graph, x: torch.Tensor, bias, weight, activation, pools: dic
         parts = [bias(li)]  # broadcast against the inputs
         for pi, proj in enumerate(layer.inputs):
             h, first = acts[proj.source], 0
-            if proj.ops and isinstance(proj.ops[0], AvgPool2d):
-                op = proj.ops[0]
-                done = pooled.get(proj.source, {}).get((op.kernel, op.stride, op.padding))
-                if done is not None:
-                    h, first = done, 1
+            done = pooled.get(proj.source, {}).get(_first_pool(proj))
+            if done is not None:
+                h, first = done, 1
             for oi, op in enumerate(proj.ops[first:], first):
                 h = apply_op(op, h, weight(li, pi, oi))
             parts.append(h if h.shape[1:] == layer.shape else h.reshape(batch, *layer.shape))

@@ -244,17 +244,15 @@ _COMPILED_LOOKUP: dict = {}
 
 
 def _lookup_function(pools: tuple):
-    """:func:`lookup_and_pool` with ``pools`` written into its code as literals: one new code
-    object per variant, and ``torch.compile`` sees the pooling's kernel, stride and padding as
-    constants (an argument or a closure would make them symbolic under ``dynamic=True``, and
-    the pooling an index computation per element: x2.7 slower)."""
-    pooled = "".join(f"avg_pool(z, {kernel!r}, {stride!r}, {padding!r}), " for kernel, stride, padding in pools)
+    """A function calling :func:`lookup_and_pool` with ``pools`` written into its code as a
+    literal: one new code object per variant, and ``torch.compile`` sees the pooling's kernel,
+    stride and padding as constants (an argument or a closure would make them symbolic under
+    ``dynamic=True``, and the pooling an index computation per element: x2.7 slower)."""
     source = (
         "def lookup_and_pool(parts, bounds, signed, tables, counts):\n"
-        "    z, out, n = select_lookup(parts, bounds, signed, tables, counts)\n"
-        f"    return z, out, n, [{pooled}]\n"
+        f"    return _lookup_and_pool(parts, bounds, signed, tables, counts, {tuple(pools)!r})\n"
     )
-    namespace = {"select_lookup": select_lookup, "avg_pool": avg_pool}
+    namespace = {"_lookup_and_pool": lookup_and_pool}
     exec(compile(source, f"<lookup_and_pool {pools}>", "exec"), namespace)
     return namespace["lookup_and_pool"]
 
